@@ -1,9 +1,10 @@
 """Model benchmarks, ours against a peer in one run (not a test; results go to BENCHMARKS.md).
 
 (a) generation: B sequences x N new tokens, GPT-2 124M shape, random weights, greedy:
-    KV cache vs re-running the full context every step (the same model, `use_cache=False`).
+    KV cache vs re-running the full context every step (what `generate(use_cache=False)` does), the two
+    timed step by step in alternation so that load from other processes hits both alike.
 (b) forward+backward tokens/s, small config: our GPT vs transformers' GPT2LMHeadModel with the same shapes
-    and dropout 0, eager and torch.compile, median of several iterations.
+    and dropout 0, eager and torch.compile, median of several iterations (ours and hf alternating).
 
     python benchmarks/bench_model.py                    # the full run (CPU: several minutes)
     python benchmarks/bench_model.py --gen-tokens 32    # a quick look
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -20,11 +22,16 @@ import traceback
 import torch
 import torch.nn.functional as F
 
-from buildNanoGPT.model import GPT, GPTConfig
+from buildNanoGPT.model import GPT, GPTConfig, KVCache
 
 
 def sync(device):
     if device.type == "cuda": torch.cuda.synchronize()
+
+
+def load():
+    try: return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError: return "n/a"
 
 
 def cpu_name():
@@ -34,24 +41,42 @@ def cpu_name():
     except Exception: return platform.processor() or "unknown"
 
 
+@torch.no_grad()
 def bench_generation(args, device):
-    print(f"\n== (a) generation: {args.gen_batch} x {args.gen_tokens} new tokens, GPT-2 124M shape, random weights, greedy ==")
+    """Greedy decoding, KV cache vs full context, timed step by step in alternation: the two do the same
+    steps as `generate(use_cache=True)` / `generate(use_cache=False)`, and load from other processes on a
+    shared machine hits both alike. The end-to-end `generate()` call with the cache is timed as a check."""
+    B, N = args.gen_batch, args.gen_tokens
+    print(f"\n== (a) generation: {B} x {N} new tokens after a {args.prompt_len}-token prompt, GPT-2 124M shape, "
+          f"random weights, greedy; cache and full-context steps alternate ==")
     torch.manual_seed(0)
     model = GPT(GPTConfig.gpt2_124m()).to(device).eval()
-    prompt = torch.randint(0, 50257, (args.gen_batch, args.prompt_len), device=device)
+    bs = model.config.block_size
+    if args.prompt_len + N > bs: raise SystemExit(f"prompt_len + gen_tokens must be <= {bs} for this benchmark")
+    prompt = torch.randint(0, 50257, (B, args.prompt_len), device=device)
     model.generate(prompt, 4, temperature=0) # warm-up (allocator, kernels)
-    times = {}
-    for name, use_cache in [("kv_cache", True), ("full_context", False)]:
-        sync(device); t0 = time.perf_counter()
-        out = model.generate(prompt, args.gen_tokens, temperature=0, use_cache=use_cache)
-        sync(device); times[name] = time.perf_counter() - t0
-        n = args.gen_batch * args.gen_tokens
-        print(f"{name:>13}: {times[name]:8.2f} s  {n / times[name]:8.1f} tok/s")
-        if use_cache: ref = out
-        else: same = bool((out == ref).all())
-    print(f"    speed-up (full_context / kv_cache): {times['full_context'] / times['kv_cache']:.1f}x   "
-          f"(outputs identical: {same})")
-    return times
+
+    def timed(f):
+        sync(device); t0 = time.perf_counter(); out = f(); sync(device)
+        return out, time.perf_counter() - t0
+
+    next_tok = lambda h: model.lm_head(h[:, -1, :]).argmax(-1, keepdim=True)
+    cache = KVCache(model.config.n_layer, max_len=args.prompt_len + N)
+    idx, t = prompt, {"kv_cache": 0.0, "full_context": 0.0}
+    for i in range(N):
+        a, dt = timed(lambda: next_tok(model.hidden(idx if i == 0 else idx[:, -1:], kv_cache=cache)))
+        t["kv_cache"] += dt
+        b, dt = timed(lambda: next_tok(model.hidden(idx[:, -bs:])))
+        t["full_context"] += dt
+        assert bool((a == b).all()), f"cache and full context disagree at step {i}"
+        idx = torch.cat((idx, a), dim=1)
+    n = B * N
+    for k, v in t.items(): print(f"{k:>13}: {v:8.2f} s  {n / v:8.1f} tok/s")
+    print(f"    speed-up (full_context / kv_cache): {t['full_context'] / t['kv_cache']:.1f}x   (same {N} tokens: True)")
+    out, dt = timed(lambda: model.generate(prompt, N, temperature=0))
+    print(f"    check: model.generate(..., use_cache=True) end to end {dt:.2f} s, {n / dt:.1f} tok/s, "
+          f"same tokens: {bool((out == idx).all())}")
+    return t
 
 
 def hf_peer(cfg, device):
@@ -138,10 +163,11 @@ def main():
     if device.type == "cpu": torch.set_num_threads(args.threads)
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  torch {torch.__version__}  device: {dev}")
+    print(f"load average at start (1, 5, 15 min): {load()}")
     t0 = time.perf_counter()
     if "gen" not in args.skip: bench_generation(args, device)
     if "train" not in args.skip: bench_train(args, device)
-    print(f"\ntotal wall time: {time.perf_counter() - t0:.0f} s")
+    print(f"\ntotal wall time: {time.perf_counter() - t0:.0f} s; load average at end: {load()}")
 
 
 if __name__ == "__main__":
