@@ -1,0 +1,80 @@
+"""DDP known answer: `torchrun --nproc_per_node=2` on the CPU (gloo) ends with the same parameters as one process
+that sees the same global batch; its checkpoint loads into a plain model."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from buildNanoGPT.model import GPT, GPTConfig
+
+STEPS = 3
+B, T = 2, 32
+
+
+def _write_shards(d: Path, n_train=2, n_tokens=8192, seed=0):
+    "Tiny uint16 token shards in the `{name}_{split}_{index:06d}.npy` layout (shard 0 is val)."
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(1 + n_train):
+        split = "val" if i == 0 else "train"
+        np.save(d / f"tiny_{split}_{i:06d}.npy", rng.integers(0, 50257, n_tokens, dtype=np.int64).astype(np.uint16))
+    return d
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _args(data_dir, log_dir):
+    # 4 micro-batches of B*T per step: one process accumulates 4, each of 2 ranks accumulates 2 (no_sync on the first)
+    return ["--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", str(B), "-T", str(T),
+            "--total-batch-size", str(4 * B * T), "--max-steps", str(STEPS), "--warmup-steps", "1", "--max-lr", "1e-3",
+            "--val-interval", "2", "--val-loss-steps", "2", "--no-hellaswag", "--sample-interval", "0",
+            "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(log_dir)]
+
+
+def _run(cmd, cwd):
+    r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{' '.join(cmd)}\nSTDOUT:\n{r.stdout}\nSTDERR:\n{r.stderr}"
+    return r.stdout
+
+
+def _train_losses(log_file):
+    return [float(l.split()[2]) for l in Path(log_file).read_text().splitlines() if l.split()[1] == "train"]
+
+
+def test_ddp_two_ranks_equal_single_process(tmp_path):
+    data_dir = _write_shards(tmp_path / "data")
+    single = _run([sys.executable, "-c", "from buildNanoGPT.train import train_cli; train_cli()",
+                   *_args(data_dir, tmp_path / "single")], tmp_path)
+    assert "=> calculated gradient accumulation steps: 4" in single
+    script = Path(sys.executable).parent / "buildnanogpt-train" # the console script, as a user would launch it
+    launcher = [str(script)] if script.exists() else ["-c", "from buildNanoGPT.train import train_cli; train_cli()"]
+    assert script.exists(), "buildnanogpt-train console script not installed (pip install -e .)"
+    ddp = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *launcher,
+                *_args(data_dir, tmp_path / "ddp")], tmp_path)
+    assert "=> calculated gradient accumulation steps: 2" in ddp
+    assert ddp.count("using device: cpu") == 1 # only the master prints
+    assert ddp.count("final validation loss:") == 1
+
+    ck1 = torch.load(tmp_path / "single" / f"model_{STEPS - 1:05d}.pt")
+    ck2 = torch.load(tmp_path / "ddp" / f"model_{STEPS - 1:05d}.pt")
+    assert ck2["world_size"] == 2 and len(ck2["train_loader"]) == 2
+    assert ck1["model"].keys() == ck2["model"].keys()
+    diff = max((ck1["model"][k] - ck2["model"][k]).abs().max().item() for k in ck1["model"])
+    print(f"max parameter difference DDP(2) vs single process: {diff:.3e}")
+    assert diff < 1e-5, diff
+    # the parameters moved (the comparison is not trivially true)
+    torch.manual_seed(0)
+    assert (ck1["model"]["lm_head.weight"] - GPT(GPTConfig.cpu_tiny()).lm_head.weight).abs().max() > 1e-4
+    np.testing.assert_allclose(_train_losses(tmp_path / "single" / "log.txt"), _train_losses(tmp_path / "ddp" / "log.txt"),
+                               rtol=0, atol=1e-5)
+    # a checkpoint written under DDP loads into a plain model (no `module.` prefix)
+    plain = GPT(GPTConfig(**ck2["config"]))
+    plain.load_state_dict(ck2["model"])
