@@ -94,8 +94,12 @@ def _as_quarto_would(nb: dict) -> dict:
         src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
         if c["cell_type"] == "raw" and (md := _frontmatter_md(src)) is not None:
             c.update(cell_type="markdown", source=md); c.pop("outputs", None); c.pop("execution_count", None)
-        if c["cell_type"] == "code" and re.search(r"^#\|\s*echo:\s*false", src, flags=re.M):
-            c.setdefault("metadata", {}).setdefault("tags", []).append("remove_input")
+        if c["cell_type"] == "code":
+            if re.search(r"^#\|\s*echo:\s*false", src, flags=re.M):
+                c.setdefault("metadata", {}).setdefault("tags", []).append("remove_input")
+            lines = src.splitlines()
+            while lines and re.match(r"\s*#\|", lines[0]): lines.pop(0)  # cell options: Quarto does not show them
+            c["source"] = "\n".join(lines)
         for o in c.get("outputs", []):
             md = o.get("data", {}).get("text/markdown")
             if md is not None:
