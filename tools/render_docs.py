@@ -12,7 +12,7 @@ that can go wrong in the notebooks themselves:
 Problems it reports: a notebook in sidebar.yml with no page, a Python traceback in an output, a saved image that
 is not a valid PNG/JPEG/SVG, an image the browser could not load, a blank screenshot.
 
-    python tools/render_docs.py --out _docs_check          # pages in _docs_check/*.html, screenshots *.png
+    python tools/render_docs.py                 # pages in _docs/check/*.html, screenshots *.png (git-ignored)
 
 `tests/test_docs.py` runs the same code under pytest.
 """
@@ -253,7 +253,7 @@ def render_all(out: Path, nbs: Path = NBS, chromium: str | None = None, screensh
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="_docs_check", help="folder for the pages and screenshots (default: %(default)s)")
+    p.add_argument("--out", default="_docs/check", help="folder for the pages and screenshots (default: %(default)s)")
     p.add_argument("--no-browser", action="store_true", help="skip the Chromium load and screenshots")
     p.add_argument("--height", type=int, default=2400, help="screenshot height in pixels (default: %(default)s)")
     a = p.parse_args(argv)
