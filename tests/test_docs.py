@@ -60,3 +60,10 @@ def test_checker_catches_problems(tmp_path):
     problems, n_img = render_docs.check_outputs(nb, "bad.ipynb")
     assert n_img == 1 and len(problems) == 3, problems
     assert any("ZeroDivisionError" in p for p in problems) and any("not a PNG" in p for p in problems)
+
+
+def test_pages_show_outputs(report):
+    "A page whose notebook has code cells but no saved outputs shows code without any results."
+    bare = [n for n, i in report["pages"].items() if i["code_cells"] >= 3 and i["outputs"] == 0]
+    assert not bare, (f"no saved outputs in {bare}: their docs pages show code without results; save them with "
+                      "`nbdev-test nbs/NAME.ipynb --save && nbdev-clean --fname nbs/NAME.ipynb`")

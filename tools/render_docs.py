@@ -10,7 +10,12 @@ that can go wrong in the notebooks themselves:
    (`naturalWidth > 0`), and take a screenshot of the page.
 
 Problems it reports: a notebook in sidebar.yml with no page, a Python traceback in an output, a saved image that
-is not a valid PNG/JPEG/SVG, an image the browser could not load, a blank screenshot.
+is not a valid PNG/JPEG/SVG, an image the browser could not load, a blank screenshot. It also lists the pages whose
+notebook has code but no saved outputs (such a page shows code without results).
+
+Pages show the outputs saved in the notebooks (as with Quarto). To save them, run the notebook and clean it:
+
+    nbdev-test nbs/03_viz.ipynb --save && nbdev-clean --fname nbs/03_viz.ipynb
 
     python tools/render_docs.py                 # pages in _docs/check/*.html, screenshots *.png (git-ignored)
 
@@ -234,10 +239,15 @@ def render_all(out: Path, nbs: Path = NBS, chromium: str | None = None, screensh
         if not (nbs / entry).is_file():
             report["problems"].append(f"sidebar.yml lists {entry}, which has no notebook/page")
     for name, nbp in procd.items():
-        problems, n_img = check_outputs(json.loads(nbp.read_text()), name)
+        pnb = json.loads(nbp.read_text())
+        problems, n_img = check_outputs(pnb, name)
         report["problems"] += problems
         page = render_html(nbp, out, nbs)
-        info = {"html": str(page), "output_images": n_img}
+        # saved outputs of the source notebook (docs processing itself runs some cells and adds outputs)
+        src_cells = json.loads((nbs / name).read_text())["cells"]
+        code = [c for c in src_cells if c["cell_type"] == "code" and not re.match(r"\s*#\|\s*(hide|export)", "".join(c["source"]))]
+        n_out = sum(len(c.get("outputs", [])) for c in code)
+        info = {"html": str(page), "output_images": n_img, "code_cells": len(code), "outputs": n_out}
         if chromium:
             shot = out / (page.stem + ".png") if screenshots else None
             res = browser_check(page, chromium, shot, height=height)
