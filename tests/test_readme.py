@@ -18,7 +18,7 @@ def _nb(cells):
 
 
 def test_conversion_rules(tmp_path):
-    "Markdown as is; code in python blocks with text outputs indented; #| hide skipped; directives stripped."
+    "Markdown as is; code in python blocks with text outputs indented; #| hide skipped; test flags shown."
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
     cells = [
         {"cell_type": "markdown", "metadata": {}, "source": "# proj\n\n> what it is"},
@@ -32,7 +32,7 @@ def test_conversion_rules(tmp_path):
     ]
     p = tmp_path / "index.ipynb"; p.write_text(json.dumps(_nb(cells)))
     md, files = make_readme.make_readme(p)
-    assert md == ("# proj\n\n> what it is\n\n" + make_readme.WARNING + "\n\n``` python\nprint('hi')\n1+1\n```\n\n"
+    assert md == ("# proj\n\n> what it is\n\n" + make_readme.WARNING + "\n\n``` python\n#| cuda\nprint('hi')\n1+1\n```\n\n"
                   "    hi\n\n    2\n\n![](index_files/figure-commonmark/cell-3-output-1.png)\n")
     assert list(files.values())[0][:4] == b"\x89PNG"
     readme = tmp_path / "README.md"

@@ -4,7 +4,8 @@ nbdev makes README.md from the index notebook with Quarto (`nbdev-readme`), whic
 machines. This script does the same job for what index.ipynb holds: its markdown cells, and its code cells as
 ```python blocks followed by their saved outputs (text indented as Quarto's commonmark output does, images written
 to index_files/). Cells marked `#| hide` or `#| include: false` are left out, `#| echo: false` shows only the
-output, `#| output: false` only the code; other `#|` directive lines are dropped from the code shown.
+output, `#| output: false` only the code; the test flags `#| cuda`, `#| download`, `#| slow` stay visible, other
+`#|` directive lines are dropped from the code shown.
 
     python tools/make_readme.py            # rewrite README.md (and index_files/ images) from nbs/index.ipynb
     python tools/make_readme.py --check    # exit 1 if README.md is out of date
@@ -26,13 +27,17 @@ _DIRECTIVE = re.compile(r"^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
 def _text(x) -> str: return "".join(x) if isinstance(x, list) else (x or "")
 
 
+SHOWN_FLAGS = ("cuda", "download", "slow")  # test flags stay visible: the reader should see which cells need a GPU/network
+
+
 def _directives(src: str) -> tuple[dict[str, str], str]:
-    "Split the leading `#| key: value` lines of a code cell from its code."
-    lines, dirs = src.splitlines(), {}
+    "Split the leading `#| key: value` lines of a code cell from its code (keeping the `SHOWN_FLAGS` lines)."
+    lines, dirs, kept = src.splitlines(), {}, []
     while lines and (m := _DIRECTIVE.match(lines[0])):
         dirs[m.group(1).lower()] = m.group(2).lower()
+        if m.group(1).lower() in SHOWN_FLAGS: kept.append(f"#| {m.group(1).lower()}")
         lines.pop(0)
-    return dirs, "\n".join(lines).strip("\n")
+    return dirs, "\n".join(kept + lines).strip("\n")
 
 
 def _indent(s: str) -> str:
