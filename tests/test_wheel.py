@@ -109,3 +109,6 @@ def test_installed_wheel_trains_two_steps(venv, empty_dir):
     assert log is not None, f"no log.txt written under {empty_dir}:\n{out[-2000:]}"
     steps = [int(l.split()[0]) for l in log.read_text().splitlines() if l.split()[1:2] == ["train"]]
     assert steps == [0, 1], f"expected train records for steps 0 and 1, got {steps}"
+    # and the plot of that real log, by the installed console script
+    out = _run([venv / "bin" / "buildnanogpt-plot", str(log), "--out", "run.png"], cwd=empty_dir, env=_env())
+    assert "Min Train Loss:" in out and (empty_dir / "run.png").read_bytes()[:4] == b"\x89PNG"
