@@ -77,3 +77,21 @@ def test_cpu_default_end_to_end(tmp_path):
     assert (tmp_path / "log" / "log.txt").exists() and list((tmp_path / "log").glob("model_*.pt"))
     assert "rank 0 sample 0:" in r.stdout
     assert dt < 600, dt
+
+
+def test_init_from_pretrained_dir(tmp_path):
+    "Fine-tuning is one flag: --init-from NAME_OR_DIR (here a tiny GPT-2 saved in Hugging Face's format)."
+    from buildNanoGPT.model import GPT, GPTConfig
+    torch.manual_seed(0)
+    src = GPT(GPTConfig.cpu_tiny())
+    hf_dir = src.save_hf(tmp_path / "tiny_hf")
+    data_dir = _write_shards(tmp_path / "data")
+    log_dir = tmp_path / "log"
+    r = subprocess.run(CLI + _tiny_args(data_dir, log_dir, 2) + ["--init-from", str(hf_dir)], cwd=tmp_path, env=_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"loading weights from pretrained gpt: {hf_dir}" in r.stdout
+    assert "step     0 | loss" in r.stdout and "lr 1.0000e-04" in r.stdout # a tenth of max_lr 3e-3, warm-up 1/3
+    sd = torch.load(log_dir / "model_00001.pt")["model"]
+    moved = (sd["transformer.wpe.weight"] - src.transformer.wpe.weight).abs().max().item()
+    assert 0 < moved < 1e-2 # started from the saved weights, then trained a little

@@ -25,18 +25,34 @@ def _write_shards(d: Path, n_train=2, n_tokens=8192, seed=0):
     return d
 
 
+def _write_hellaswag(d: Path, n=10, seed=0):
+    "A small `hellaswag_val.jsonl` in HellaSwag's real format."
+    import json, random
+    rng = random.Random(seed)
+    words = "the a man woman dog ball runs jumps kitchen slowly then throws catches water over".split()
+    phrase = lambda k: " ".join(rng.choice(words) for _ in range(k))
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "hellaswag_val.jsonl", "w") as f:
+        for i in range(n):
+            ctx = phrase(rng.randint(4, 10)).capitalize() + "."
+            f.write(json.dumps({"ind": i, "activity_label": "Test", "ctx_a": ctx, "ctx_b": "", "ctx": ctx, "split": "val",
+                                "split_type": "indomain", "label": rng.randint(0, 3), "source_id": f"t~{i}",
+                                "endings": [phrase(rng.randint(2, 6)) + "." for _ in range(4)]}) + "\n")
+    return d
+
+
 def _env():
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_NUM_THREADS"] = "1"
     return env
 
 
-def _args(data_dir, log_dir):
+def _args(data_dir, log_dir, hellaswag_dir):
     # 4 micro-batches of B*T per step: one process accumulates 4, each of 2 ranks accumulates 2 (no_sync on the first)
     return ["--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", str(B), "-T", str(T),
             "--total-batch-size", str(4 * B * T), "--max-steps", str(STEPS), "--warmup-steps", "1", "--max-lr", "1e-3",
-            "--val-interval", "2", "--val-loss-steps", "2", "--no-hellaswag", "--sample-interval", "0",
-            "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(log_dir)]
+            "--val-interval", "2", "--val-loss-steps", "2", "--hellaswag-interval", "2", "--sample-interval", "0",
+            "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(log_dir), "--hellaswag-dir", str(hellaswag_dir)]
 
 
 def _run(cmd, cwd):
@@ -51,17 +67,22 @@ def _train_losses(log_file):
 
 def test_ddp_two_ranks_equal_single_process(tmp_path):
     data_dir = _write_shards(tmp_path / "data")
+    hs = _write_hellaswag(tmp_path / "hellaswag", n=11) # odd: the ranks get 6 and 5 examples
     single = _run([sys.executable, "-c", "from buildNanoGPT.train import train_cli; train_cli()",
-                   *_args(data_dir, tmp_path / "single")], tmp_path)
+                   *_args(data_dir, tmp_path / "single", hs)], tmp_path)
     assert "=> calculated gradient accumulation steps: 4" in single
     script = Path(sys.executable).parent / "buildnanogpt-train" # the console script, as a user would launch it
     launcher = [str(script)] if script.exists() else ["-c", "from buildNanoGPT.train import train_cli; train_cli()"]
     assert script.exists(), "buildnanogpt-train console script not installed (pip install -e .)"
     ddp = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *launcher,
-                *_args(data_dir, tmp_path / "ddp")], tmp_path)
+                *_args(data_dir, tmp_path / "ddp", hs)], tmp_path)
     assert "=> calculated gradient accumulation steps: 2" in ddp
     assert ddp.count("using device: cpu") == 1 # only the master prints
     assert ddp.count("final validation loss:") == 1
+    # HellaSwag split across the ranks (i % world == rank) and the counts summed: the same accuracy lines
+    hella = lambda out: [l for l in out.splitlines() if l.startswith("HellaSwag accuracy:")]
+    assert len(hella(single)) == 2 and all("/11=" in l for l in hella(single)), single
+    assert hella(ddp) == hella(single), (hella(ddp), hella(single))
 
     ck1 = torch.load(tmp_path / "single" / f"model_{STEPS - 1:05d}.pt")
     ck2 = torch.load(tmp_path / "ddp" / f"model_{STEPS - 1:05d}.pt")
