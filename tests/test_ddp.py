@@ -99,3 +99,35 @@ def test_ddp_two_ranks_equal_single_process(tmp_path):
     # a checkpoint written under DDP loads into a plain model (no `module.` prefix)
     plain = GPT(GPTConfig(**ck2["config"]))
     plain.load_state_dict(ck2["model"])
+
+
+def test_ddp_ctrl_c_checkpoints_and_resumes(tmp_path):
+    """Ctrl-C in a torchrun terminal (SIGINT to the whole process group): every rank finishes the step, rank 0 writes a
+    checkpoint with both ranks' loader states, and a torchrun --resume run continues from it."""
+    import os, signal
+    data_dir = _write_shards(tmp_path / "data")
+    hs = tmp_path / "no_hellaswag"
+    log_dir = tmp_path / "log"
+    script = str(Path(sys.executable).parent / "buildnanogpt-train")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script]
+    args = lambda max_steps: [a if a != str(STEPS) else str(max_steps) for a in _args(data_dir, log_dir, hs)]
+    p = subprocess.Popen(launch + args(100000), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, start_new_session=True)
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if line.startswith("step     2 |"):
+            os.killpg(p.pid, signal.SIGINT) # what the terminal does on Ctrl-C
+            break
+    lines += p.stdout.readlines()
+    p.wait(timeout=120) # torchrun itself reports the signal with a non-zero exit; the workers stop cleanly
+    out = "".join(lines)
+    ckpts = sorted(log_dir.glob("model_*.pt"))
+    assert len(ckpts) == 1 and "stopped after step" in out, out
+    ck = torch.load(ckpts[0])
+    assert ck["world_size"] == 2 and [s["process_rank"] for s in ck["train_loader"]] == [0, 1]
+    step = ck["step"]
+    resumed = _run(launch + args(step + 3) + ["--resume"], tmp_path)
+    assert f"resuming from {ckpts[0]}" in resumed and f"step {step + 1:5d} |" in resumed, resumed
+    steps = [int(l.split()[0]) for l in (log_dir / "log.txt").read_text().splitlines() if l.split()[1] == "train"]
+    assert steps == list(range(step + 3))
