@@ -21,8 +21,8 @@ from fastcore.basics import patch
 from torch.nn import functional as F
 
 # %% auto #0
-__all__ = ['HF_GPT2_NAMES', 'PEAK_BF16_FLOPS', 'GPTConfig', 'KVCache', 'CausalSelfAttention', 'MLP', 'Block', 'GPT',
-           'get_peak_flops']
+__all__ = ['HF_GPT2_NAMES', 'PEAK_BF16_FLOPS', 'GPTConfig', 'KVCache', 'CausalSelfAttention', 'MLP', 'Block', 'ChunkedLinearCE',
+           'chunked_head_loss', 'GPT', 'get_peak_flops']
 
 # %% ../nbs/01_model.ipynb #77bac53c
 def _check_positive_int(name, v):
@@ -153,6 +153,44 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x), kv_cache=kv_cache, layer=layer)
         return x + self.mlp(self.ln_2(x))
 
+# %% ../nbs/01_model.ipynb #4f7fadd0
+class ChunkedLinearCE(torch.autograd.Function):
+    "Mean cross-entropy of `h @ W.T` (N, V) against `targets` (N,), `chunk` rows at a time, gradients computed in the forward."
+    @staticmethod
+    def forward(ctx, h, W, targets, chunk: int, need_h: bool, need_W: bool):
+        N = h.size(0)
+        grad_h = torch.empty_like(h) if need_h else None
+        grad_W = torch.zeros_like(W) if need_W else None
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        for s in range(0, N, chunk):
+            hc, tc = h[s:s + chunk], targets[s:s + chunk]
+            logits = hc @ W.t()                                    # (n, V): one chunk of the logits
+            lse = torch.logsumexp(logits, dim=-1)                  # (n,)
+            total += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
+            if not (need_h or need_W): continue
+            g = logits.sub_(lse[:, None]).exp_()                   # softmax, in place of the logits
+            g[torch.arange(g.size(0), device=g.device), tc] -= 1   # d(summed CE)/d(logits) = softmax - onehot
+            if need_h: torch.mm(g, W, out=grad_h[s:s + chunk])     # (n, C)
+            if need_W: grad_W.addmm_(g.t(), hc)                    # (V, C)
+        ctx.save_for_backward(grad_h / N if need_h else None, grad_W / N if need_W else None)
+        return total / N
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        gh, gw = ctx.saved_tensors
+        return (None if gh is None else gh * grad_out), (None if gw is None else gw * grad_out), None, None, None, None
+
+def chunked_head_loss(h, W, targets, chunk: int = 512):
+    "Mean cross-entropy of the logits `h @ W.T` against `targets` without materialising them; `h` (N, C), `W` (V, C), `targets` (N,)."
+    if targets.numel() and bool(((targets < 0) | (targets >= W.size(0))).any()):
+        raise ValueError(f"targets must be token ids in [0, {W.size(0)}), got min {int(targets.min())}, max {int(targets.max())}")
+    g = torch.is_grad_enabled()
+    return ChunkedLinearCE.apply(h, W, targets, chunk, g and h.requires_grad, g and W.requires_grad)
+
+def _chunked_ok(x) -> bool:
+    "The chunked head handles fp32 eager mode; autocast and torch.compile take the plain path."
+    return not torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type) and x.dtype == torch.float32
+
 # %% ../nbs/01_model.ipynb #bdb048a8
 class GPT(nn.Module):
     "GPT-2: token + position embeddings, `n_layer` pre-norm blocks, final LayerNorm, lm_head tied to wte."
@@ -204,15 +242,18 @@ class GPT(nn.Module):
         if kv_cache is not None: kv_cache.advance(T)
         return self.transformer.ln_f(x)
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, return_logits: bool = True):
         "Logits (B, T, vocab_size) and the mean cross-entropy loss over all positions (None without `targets`)."
-        logits = self.lm_head(self.hidden(idx)) # (B, T, vocab_size)
+        if targets is not None and targets.shape != idx.shape:
+            raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
+        x = self.hidden(idx) # (B, T, C)
+        if targets is not None and not return_logits and _chunked_ok(x):
+            # loss only: head + cross-entropy a chunk of positions at a time, the (B*T, V) logits never exist at once
+            return None, chunked_head_loss(x.flatten(0, 1), self.lm_head.weight, targets.reshape(-1))
+        logits = self.lm_head(x) # (B, T, vocab_size)
         loss = None
-        if targets is not None:
-            if targets.shape != idx.shape:
-                raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss
+        if targets is not None: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return (logits if return_logits else None), loss
 
 # %% ../nbs/01_model.ipynb #da0b9770
 HF_GPT2_NAMES = {"gpt2": "gpt2_124m", "gpt2-medium": "gpt2_350m", "gpt2-large": "gpt2_774m", "gpt2-xl": "gpt2_1558m"}

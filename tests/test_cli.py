@@ -76,6 +76,7 @@ def test_cpu_default_end_to_end(tmp_path):
     assert val < 7.5, val # uniform guessing: ln(50257) = 10.82
     assert (tmp_path / "log" / "log.txt").exists() and list((tmp_path / "log").glob("model_*.pt"))
     assert "rank 0 sample 0:" in r.stdout
+    assert (tmp_path / "log" / "loss.png").stat().st_size > 0
     assert dt < 600, dt
 
 
@@ -92,6 +93,8 @@ def test_init_from_pretrained_dir(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"loading weights from pretrained gpt: {hf_dir}" in r.stdout
     assert "step     0 | loss" in r.stdout and "lr 1.0000e-04" in r.stdout # a tenth of max_lr 3e-3, warm-up 1/3
+    png = log_dir / "loss.png" # the run ends by plotting its log
+    assert f"plot: {png}" in r.stdout and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     sd = torch.load(log_dir / "model_00001.pt")["model"]
     moved = (sd["transformer.wpe.weight"] - src.transformer.wpe.weight).abs().max().item()
     assert 0 < moved < 1e-2 # started from the saved weights, then trained a little
