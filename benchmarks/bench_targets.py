@@ -31,42 +31,6 @@ def header(what):
           f"cpu: {cpu_name()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}  load: {load()}")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Prototype: fused, chunked lm_head + cross-entropy. The loss is the last op of the graph, so the gradients of the
-# head can be computed during the forward, chunk by chunk: the (B*T, V) logits never exist at once (peak memory),
-# and each chunk's logits are reused in place as their own gradient (softmax - onehot) while still in cache.
-class ChunkedLinearCE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, W, targets, chunk: int):
-        N = h.size(0)
-        need = torch.is_grad_enabled() or h.requires_grad or W.requires_grad
-        grad_h = torch.empty_like(h) if h.requires_grad else None
-        grad_W = torch.zeros_like(W) if W.requires_grad else None
-        total = torch.zeros((), dtype=torch.float32, device=h.device)
-        for s in range(0, N, chunk):
-            hc, tc = h[s:s + chunk], targets[s:s + chunk]
-            logits = hc @ W.t()                                    # (n, V)
-            lse = torch.logsumexp(logits, dim=-1)                  # (n,)
-            total += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
-            g = logits.sub_(lse[:, None]).exp_()                   # softmax, in place
-            g[torch.arange(g.size(0), device=g.device), tc] -= 1   # d(CE)/d(logits), unscaled
-            if grad_h is not None: torch.mm(g, W, out=grad_h[s:s + chunk])
-            if grad_W is not None: grad_W.addmm_(g.t(), hc)
-        ctx.save_for_backward(*(t / N if t is not None else torch.empty(0) for t in (grad_h, grad_W)))
-        ctx.has = (grad_h is not None, grad_W is not None)
-        return total / N
-
-    @staticmethod
-    def backward(ctx, go):
-        gh, gw = ctx.saved_tensors
-        return (gh * go if ctx.has[0] else None), (gw * go if ctx.has[1] else None), None, None
-
-
-def ours_chunked_loss(model, idx, targets, chunk=256):
-    h = model.hidden(idx)                                          # (B, T, C)
-    return ChunkedLinearCE.apply(h.flatten(0, 1), model.lm_head.weight, targets.flatten(), chunk)
-
-
 def hf_peer(cfg):
     from transformers import GPT2Config, GPT2LMHeadModel
     hc = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
@@ -82,8 +46,8 @@ def make_steps(args, sides):
     torch.manual_seed(0)
     x = torch.randint(0, cfg.vocab_size, (B, T)); y = torch.randint(0, cfg.vocab_size, (B, T))
     steps, info = {}, {}
-    def mk(model, loss_fn):
-        opt = torch.optim.AdamW([p for p in model.parameters()], lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    def mk(model, loss_fn, opt=None):
+        opt = opt or torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
         def step():
             opt.zero_grad(set_to_none=True)
             loss = loss_fn()
@@ -92,23 +56,22 @@ def make_steps(args, sides):
             opt.step()
             return loss.detach()
         return step
-    ours = None
     for side in sides:
         if side.startswith("ours"):
             torch.manual_seed(0)
             m = GPT(cfg).train()
-            if side == "ours":           # the CLI's CPU default: eager, fp32, plain head + F.cross_entropy
-                steps[side] = mk(m, lambda m=m: m(x, y)[1])
+            opt = m.configure_optimizers(0.1, 1e-4, "cpu", master_process=False) # as train_GPT
+            if side == "ours":           # the CLI's CPU default (train_GPT): eager fp32, loss only -> chunked head + CE
+                steps[side] = mk(m, lambda m=m: m(x, y, return_logits=False)[1], opt)
+            elif side == "ours_logits":  # eager fp32, full logits + F.cross_entropy (the lecture's forward)
+                steps[side] = mk(m, lambda m=m: m(x, y)[1], opt)
             elif side == "ours_compiled":
                 cm = torch.compile(m)
-                steps[side] = mk(m, lambda cm=cm: cm(x, y)[1])
-            elif side.startswith("ours_chunked"): # prototype fused/chunked head + CE; "ours_chunked512": 512 rows a chunk
-                n = int(side[len("ours_chunked"):] or args.chunk)
-                steps[side] = mk(m, lambda m=m, n=n: ours_chunked_loss(m, x, y, n))
-            elif side == "ours_bf16":    # bf16 autocast on the CPU (not the CLI default)
+                steps[side] = mk(m, lambda cm=cm: cm(x, y, return_logits=False)[1], opt)
+            elif side == "ours_bf16":    # bf16 autocast on the CPU (not the CLI default; the plain head under autocast)
                 def f(m=m):
-                    with torch.autocast("cpu", dtype=torch.bfloat16): return m(x, y)[1]
-                steps[side] = mk(m, f)
+                    with torch.autocast("cpu", dtype=torch.bfloat16): return m(x, y, return_logits=False)[1]
+                steps[side] = mk(m, f, opt)
             else: raise ValueError(side)
             info[side] = "SDPA (F.scaled_dot_product_attention)"
         elif side.startswith("hf"):
@@ -173,7 +136,7 @@ def bench_memory(args):
     for rep in range(args.reps):
         for side in args.sides:
             cmd = [sys.executable, __file__, "memory-one", "--sides", side, "--config", args.config,
-                   "--batch", str(args.batch), "--seq", str(args.seq), "--chunk", str(args.chunk), "--threads", "2"]
+                   "--batch", str(args.batch), "--seq", str(args.seq), "--threads", "2"]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode: print(out.stderr[-2000:]); continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -296,7 +259,6 @@ def main():
     p.add_argument("--iters", type=int, default=7)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's, as the CLI)")
-    p.add_argument("--chunk", type=int, default=256, help="rows per chunk of the chunked head + CE prototype")
     p.add_argument("--sides", nargs="+", default=None)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--examples", type=int, default=300)
@@ -304,8 +266,8 @@ def main():
     p.add_argument("--runs", type=int, default=10)
     args = p.parse_args()
     if args.sides is None:
-        args.sides = {"train": ["ours", "ours_chunked", "ours_compiled", "hf", "hf_ce"],
-                      "memory": ["ours", "ours_chunked", "hf", "hf_ce"]}.get(args.what, ["ours"])
+        args.sides = {"train": ["ours", "ours_logits", "ours_compiled", "hf"],
+                      "memory": ["ours", "ours_logits", "hf"]}.get(args.what, ["ours"])
     {"train": bench_train, "memory": bench_memory, "memory-one": memory_one, "hellaswag": bench_hellaswag,
      "startup": bench_startup}[args.what](args)
 

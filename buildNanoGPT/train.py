@@ -263,7 +263,7 @@ def evaluate_loss(model, val_loader, ddp_cf, steps: int = 20, autocast: bool = F
     for _ in range(steps):
         x, y = val_loader.next_batch()
         x, y = x.to(ddp_cf.device), y.to(ddp_cf.device)
-        with _autocast(ddp_cf, autocast): _, loss = m(x, y)
+        with _autocast(ddp_cf, autocast): _, loss = m(x, y, return_logits=False)
         total += loss.float() / steps
     all_reduce_mean(total, ddp_cf)
     m.train(was_training)
@@ -549,7 +549,7 @@ def train_GPT(model, train_loader, val_loader, train_cf: TrainingConfig, ddp_cf:
                 # DDP: all-reduce the gradients only on the last micro-step
                 sync = ddp_model is None or micro_step == grad_accum_steps - 1
                 with (nullcontext() if sync else ddp_model.no_sync()):
-                    with _autocast(ddp_cf, use_autocast): _, loss = train_model(x, y)
+                    with _autocast(ddp_cf, use_autocast): _, loss = train_model(x, y, return_logits=False) # loss only: chunked head on CPU fp32
                     loss = loss / grad_accum_steps # the gradient of the mean over the whole batch
                     loss_accum += loss.detach()
                     loss.backward()
