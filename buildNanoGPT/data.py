@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import tiktoken
-import torch
+# torch and requests are imported where they are used: `buildnanogpt-prep --help` and tokenizing need neither
 
 # %% auto #0
 __all__ = ['GPT2_TIKTOKEN_SHA256', 'GPT2_PAT_STR', 'EOT_TOKEN', 'EOT_ID', 'MANIFEST', 'SHAKESPEARE_SHARD_SIZE', 'HELLASWAG_URLS',
@@ -299,6 +299,7 @@ class DataLoaderLite:
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         "The next (x, y) pair, int64 tensors of shape (B, T); y is x shifted by one token."
         B, T = self.B, self.T
+        import torch  # a cached module after the first batch
         buf = torch.from_numpy(self.tokens[self.current_position : self.current_position + B*T + 1].astype(np.int64))
         x = buf[:-1].view(B, T)  # inputs
         y = buf[1:].view(B, T)   # targets
@@ -459,8 +460,6 @@ def prep_cli(argv=None):
           f"(1 val of {m['shards'][0]['tokens']:,} tokens, {n - 1} train) in {out}")
 
 # %% ../nbs/00_data.ipynb #9a2056a3
-import requests
-
 HELLASWAG_URLS = {s: f"https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_{s}.jsonl"
                   for s in ("train", "val", "test")}
 _HELLASWAG_HELLO = ("Hello from `hellaswag_val_prep()`! if you want to download the dataset, "
@@ -471,6 +470,7 @@ def download_file(url: str, path, chunk_size: int = 1 << 20, timeout: float = 30
     path = Path(path)
     if path.is_file(): return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    import requests
     try:
         with requests.get(url, stream=True, timeout=timeout) as r:
             r.raise_for_status()
@@ -532,6 +532,7 @@ def render_example(example: dict, enc: tiktoken.Encoding | None = None):
         mask_rows.append([0] * len(ctx_tokens) + [1] * len(end_tokens))
         data["ending_tokens"].append(end_tokens)
     max_len = max(len(row) for row in tok_rows)
+    import torch
     tokens = torch.zeros((4, max_len), dtype=torch.long)
     mask = torch.zeros((4, max_len), dtype=torch.long)
     for i, (tok_row, mask_row) in enumerate(zip(tok_rows, mask_rows)):
@@ -540,10 +541,9 @@ def render_example(example: dict, enc: tiktoken.Encoding | None = None):
     return data, tokens, mask, example["label"]
 
 # %% ../nbs/00_data.ipynb #7de117ea
-import torch.nn.functional as F
-
 def get_most_likely_row(tokens: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor) -> int:
     "Index of the row whose completion has the lowest average cross-entropy (HellaSwag `acc_norm`)."
+    import torch.nn.functional as F
     shift_logits = logits[..., :-1, :].contiguous().float()  # (4, L-1, V): position t predicts token t+1
     shift_tokens = tokens[..., 1:].contiguous().to(logits.device)
     losses = F.cross_entropy(shift_logits.view(-1, shift_logits.size(-1)), shift_tokens.view(-1), reduction="none")

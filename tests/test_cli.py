@@ -24,6 +24,18 @@ def test_import_is_light():
     assert r.returncode == 0, r.stderr
 
 
+def test_data_import_and_prep_help_skip_torch():
+    "Tokenizing and `buildnanogpt-prep --help` need neither torch nor requests: both are imported where used."
+    code = ("import sys, buildNanoGPT.data as d; d.tokenize('Hello'); "
+            "bad = [m for m in ('torch', 'requests', 'transformers', 'datasets', 'matplotlib') if m in sys.modules]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-c", "from buildNanoGPT.data import prep_cli; prep_cli()", "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--fineweb" in r.stdout, r.stdout + r.stderr
+
+
 def test_help():
     r = subprocess.run(CLI + ["--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "--preset" in r.stdout and "--init-from" in r.stdout and "--resume" in r.stdout
