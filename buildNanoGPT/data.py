@@ -296,7 +296,7 @@ class DataLoaderLite:
         self._load_current()
         self.current_position = self.B * self.T * self.process_rank
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_batch(self): # -> (x, y) torch tensors; no torch in the hints, torch is imported on first use
         "The next (x, y) pair, int64 tensors of shape (B, T); y is x shifted by one token."
         B, T = self.B, self.T
         import torch  # a cached module after the first batch
@@ -446,6 +446,8 @@ def prep_cli(argv=None):
     p.add_argument("--num-proc", type=int, default=None, help="tokenizer processes (default: all cores for --fineweb, 1 otherwise)")
     p.add_argument("--source", nargs="+", default=None, help="with --fineweb: local .jsonl/.parquet/.txt files or dirs instead of the Hub")
     p.add_argument("--remote-name", default="sample-10BT", help="FineWeb-Edu subset (default: sample-10BT)")
+    p.add_argument("--hellaswag", action="store_true", help="also download HellaSwag's validation set (for the eval during training)")
+    p.add_argument("--hellaswag-dir", default="hellaswag", help="where --hellaswag puts hellaswag_val.jsonl (default: hellaswag)")
     args = p.parse_args(argv)
     if args.fineweb:
         out = edu_fineweb10B_prep(data_dir=args.data_dir or "edu_fineweb10B", source=args.source,
@@ -458,6 +460,7 @@ def prep_cli(argv=None):
     n = len(m["shards"])
     print(f"{m['name']}: {m['docs']:,} docs, {m['tokens']:,} tokens, {n} shards "
           f"(1 val of {m['shards'][0]['tokens']:,} tokens, {n - 1} train) in {out}")
+    if args.hellaswag: print(f"HellaSwag validation set: {hellaswag_val_prep(data_dir=args.hellaswag_dir)}")
 
 # %% ../nbs/00_data.ipynb #9a2056a3
 HELLASWAG_URLS = {s: f"https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_{s}.jsonl"
@@ -541,8 +544,8 @@ def render_example(example: dict, enc: tiktoken.Encoding | None = None):
     return data, tokens, mask, example["label"]
 
 # %% ../nbs/00_data.ipynb #7de117ea
-def get_most_likely_row(tokens: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor) -> int:
-    "Index of the row whose completion has the lowest average cross-entropy (HellaSwag `acc_norm`)."
+def get_most_likely_row(tokens, mask, logits) -> int:
+    "Index of the row whose completion has the lowest average cross-entropy (HellaSwag `acc_norm`); tensors (4, L), (4, L), (4, L, V)."
     import torch.nn.functional as F
     shift_logits = logits[..., :-1, :].contiguous().float()  # (4, L-1, V): position t predicts token t+1
     shift_tokens = tokens[..., 1:].contiguous().to(logits.device)

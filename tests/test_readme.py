@@ -41,3 +41,13 @@ def test_conversion_rules(tmp_path):
     assert make_readme.check(p, readme) == []                # written: in sync, image included
     readme.write_text(readme.read_text() + "edited by hand\n")
     assert "README.md differs" in make_readme.check(p, readme)[0]
+
+
+def test_readme_links_resolve():
+    "Relative links in README.md (notebooks, images) point at files of the repo: the notebooks live in nbs/."
+    import re
+    links = re.findall(r"\]\(([^)\s]+)\)", (REPO / "README.md").read_text())
+    local = [l for l in links if not l.startswith(("http://", "https://", "#", "mailto:"))]
+    assert any(l.startswith("nbs/") for l in local), local
+    missing = [l for l in local if not (REPO / l.split("#")[0]).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"

@@ -77,7 +77,8 @@ def make_readme(nb_path: Path = INDEX, img_dir: str = "index_files/figure-common
         src = _text(c.get("source"))
         if c["cell_type"] == "markdown":
             if not src.strip(): continue
-            blocks.append(src.strip())
+            # links to sibling notebooks: from the repo root (README.md) they live in nbs/
+            blocks.append(re.sub(r"\]\((\w+\.ipynb)\)", r"](nbs/\1)", src.strip()))
             if not warned and src.lstrip().startswith("# "):  # after the title block, as nbdev's README has it
                 blocks.append(WARNING); warned = True
         elif c["cell_type"] == "code":
