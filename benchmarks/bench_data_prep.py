@@ -10,7 +10,7 @@ typical size, and replicated), then measures on the same documents:
 
 Usage: python benchmarks/bench_data_prep.py [--mb 30] [--num-proc 2] [--repeats 2]
 """
-import argparse, os, platform, tempfile, time
+import argparse, os, platform, statistics, tempfile, time
 
 from buildNanoGPT.data import get_tokenizer, iter_tokens, shakespeare_docs, tokenize, tokenize_batch, write_shards
 
@@ -60,19 +60,21 @@ def main():
         with tempfile.TemporaryDirectory() as d:
             return write_shards(docs, d, "bench", shard_size=int(1e7), num_proc=args.num_proc, progress=False)["tokens"]
     paths[f"write_shards, Pool ({args.num_proc} procs)"] = prep
-    results = {}
-    for _ in range(args.repeats):  # interleaved repeats, best time kept: other load on the machine only slows a run
+    times, counts = {name: [] for name in paths}, {}
+    load0 = os.getloadavg()[0]
+    for _ in range(args.repeats):  # interleaved repeats: load from other processes hits every path alike
         for name, fn in paths.items():
-            n, s = timed(fn)
-            results[name] = (n, min(s, results.get(name, (n, float("inf")))[1]))
-    counts = {n for n, _ in results.values()}
-    assert len(counts) == 1, f"paths disagree on the token count: {results}"
-    base = results["per-doc loop (1 proc)"]
-    base_tps = base[0] / base[1]
-    print(f"load average before: {os.getloadavg()[0]:.2f}; best of {args.repeats}")
-    print(f"{'path':38s} {'tokens':>12s} {'seconds':>8s} {'tokens/s':>12s} {'vs loop':>8s}")
-    for name, (n, s) in results.items():
-        print(f"{name:38s} {n:12,d} {s:8.2f} {n / s:12,.0f} {n / s / base_tps:7.2f}x")
+            counts[name], s = timed(fn)
+            times[name].append(s)
+    assert len(set(counts.values())) == 1, f"paths disagree on the token count: {counts}"
+    n = counts["per-doc loop (1 proc)"]
+    print(f"load average before: {load0:.2f}, after: {os.getloadavg()[0]:.2f}; {args.repeats} interleaved repeats")
+    for label, pick in (("median", statistics.median), ("best", min)):
+        base_tps = n / pick(times["per-doc loop (1 proc)"])
+        print(f"{label}:\n{'path':38s} {'tokens':>12s} {'seconds':>8s} {'tokens/s':>12s} {'vs loop':>8s}")
+        for name, ts in times.items():
+            s = pick(ts)
+            print(f"{name:38s} {n:12,d} {s:8.2f} {n / s:12,.0f} {n / s / base_tps:7.2f}x")
 
 
 if __name__ == "__main__":
