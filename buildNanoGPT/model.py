@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 # %% auto #0
 __all__ = ['HF_GPT2_NAMES', 'PEAK_BF16_FLOPS', 'GPTConfig', 'KVCache', 'CausalSelfAttention', 'MLP', 'Block', 'ChunkedLinearCE',
-           'chunked_head_loss', 'GPT', 'get_peak_flops']
+           'chunked_head_loss', 'GPT', 'peak_flops_of', 'get_peak_flops']
 
 # %% ../nbs/01_model.ipynb #77bac53c
 def _check_positive_int(name, v):
@@ -407,21 +407,30 @@ def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, genera
     return idx
 
 # %% ../nbs/01_model.ipynb #c8839924
-PEAK_BF16_FLOPS = {
-    "A100": 312e12,       # A100 (SXM and PCIe), dense bf16
-    "H100 PCIe": 756e12,  # H100 PCIe, dense bf16
-    "H100": 989e12,       # H100 SXM, dense bf16
-    "H200": 989e12,       # H200: H100 SXM compute
+PEAK_BF16_FLOPS = { # dense bf16 (no sparsity) from NVIDIA's datasheets; names as torch.cuda.get_device_name spells them
+    "A100": 312e12,       # SXM and PCIe
+    "H100 PCIe": 756e12,
+    "H100 NVL": 835e12,
+    "H100": 989e12,       # SXM ("NVIDIA H100 80GB HBM3")
+    "H200 NVL": 835e12,
+    "H200": 989e12,       # SXM: the H100's compute with more memory
+    "GH200": 989e12,
+    "B200": 2250e12,
 }
 
+def peak_flops_of(name: str) -> float | None:
+    "Peak dense bf16 FLOP/s of a GPU called `name` ('NVIDIA H100 NVL'), matched word by word; None when unknown."
+    words = name.upper().replace("-", " ").split()
+    for key in sorted(PEAK_BF16_FLOPS, key=len, reverse=True): # most specific first: "H100 NVL" before "H100"
+        k = key.upper().split()
+        if any(words[i:i + len(k)] == k for i in range(len(words))): return PEAK_BF16_FLOPS[key]
+    return None
+
 def get_peak_flops(device=None) -> float | None:
-    "Peak dense bf16 FLOP/s of a CUDA `device` looked up by its name in `PEAK_BF16_FLOPS`; None when unknown (CPU, MPS, others)."
+    "Peak dense bf16 FLOP/s of a CUDA `device` (see `peak_flops_of`); None when unknown (CPU, MPS, other GPUs)."
     device = torch.device(device if device is not None else "cpu")
     if device.type != "cuda" or not torch.cuda.is_available(): return None
-    name = torch.cuda.get_device_name(device)
-    for key in sorted(PEAK_BF16_FLOPS, key=len, reverse=True): # most specific first ("H100 PCIe" before "H100")
-        if key.lower() in name.lower(): return PEAK_BF16_FLOPS[key]
-    return None
+    return peak_flops_of(torch.cuda.get_device_name(device))
 
 @patch
 def flops_per_token(self: GPT, T=None) -> float:
