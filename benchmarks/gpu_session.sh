@@ -13,5 +13,5 @@ step() { local name=$1 secs=$2; shift 2; local t0=$SECONDS
   echo "== $name: exit $rc in $((SECONDS - t0)) s" | tee -a "$OUT/summary.txt"; tail -n 25 "$OUT/$name.txt"; }
 step walkthrough 330 python3 tools/rehearse.py nbs/04_gpu_walkthrough.ipynb benchmarks/gpu_walkthrough_params.py --cell-timeout 0 --verbose
 step bench_gpu 200 python3 benchmarks/bench_gpu.py --steps 10 --warmup 3
-step model_cuda_cells 90 nbdev-test --path nbs/01_model.ipynb --flags cuda --do-print
+step model_cuda_cells 90 nbdev-test nbs/01_model.ipynb --flags cuda --do-print
 cat "$OUT/summary.txt"

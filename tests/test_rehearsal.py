@@ -84,12 +84,35 @@ device = "cpu"
     assert "using device: cpu" in r.stdout and "HellaSwag accuracy:" in r.stdout and "rank 0 sample 0:" in r.stdout
 
 
-def test_walkthrough_prose_runs_flagged_cells_without_a_time_limit():
-    "nbdev's cell_timeout (600 s in pyproject) would kill the hour of data preparation and the hours of training."
+def test_walkthrough_prose_command_runs_flagged_cells_without_a_time_limit(tmp_path):
+    """The shell command the walkthrough gives for its flagged cells parses, runs every flagged cell, and lifts nbdev's
+    cell_timeout (600 s in pyproject), which would kill the hour of data preparation and the hours of training."""
+    import shlex
     nb = json.loads((NBS / "04_gpu_walkthrough.ipynb").read_text())
     prose = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     cmds = [l.strip() for l in prose.splitlines() if l.strip().startswith("nbdev-test")]
-    assert cmds and all("--cell-timeout 0" in c and '--flags "cuda download slow"' in c for c in cmds)
+    assert len(cmds) == 1 and "--cell-timeout 0" in cmds[0]
+    argv = shlex.split(cmds[0])
+    assert "nbs/04_gpu_walkthrough.ipynb" in argv
+    # the same command on a notebook whose cells each leave a mark: flagged cells run, the timeout is lifted
+    scratch = NBS / f"tmp_prose_{os.getpid()}"
+    scratch.mkdir()
+    try:
+        marks = ["import os"] + [f"#| {flag}\nopen({str(tmp_path / flag)!r}, 'w').close()" for flag in ("cuda", "download", "slow")]
+        cells = [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None, "outputs": [],
+                  "source": s.splitlines(True)} for i, s in enumerate(marks)]
+        (scratch / "flags.ipynb").write_text(json.dumps({"cells": cells, "metadata": {"kernelspec": {"name": "python3",
+                                             "display_name": "python3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}))
+        argv[argv.index("nbs/04_gpu_walkthrough.ipynb")] = str(scratch / "flags.ipynb")
+        argv[0] = str(Path(sys.executable).parent / "nbdev-test")
+        r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert all((tmp_path / flag).exists() for flag in ("cuda", "download", "slow"))
+    finally:
+        import shutil; shutil.rmtree(scratch, ignore_errors=True)
+    from nbdev.test import nbdev_test # nbdev_test turns --cell-timeout 0 into "no limit" (None) for test_nb
+    import inspect
+    assert "cell_timeout or None" in inspect.getsource(nbdev_test)
 
 
 def test_walkthrough_twins_keep_to_themselves():
