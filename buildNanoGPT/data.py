@@ -635,6 +635,7 @@ def corpus_prep(source, # a path, a list of paths (files or folders), a datasets
     docs, sources = _source_docs(source, errors, exclude=data_dir)
     enc = get_tokenizer()
     val_rule = f"val_fraction={val_fraction}, min_split_tokens={min_split_tokens}"
+    created = not data_dir.exists()  # removed again if this run fails before writing a shard
     data_dir.mkdir(parents=True, exist_ok=True)
     m = _claim_dir(data_dir, dict(name=name, shard_size=int(shard_size), tokenizer_sha256=GPT2_TIKTOKEN_SHA256,
                                   sources=sources, val_rule=val_rule), overwrite)
@@ -664,6 +665,7 @@ def corpus_prep(source, # a path, a list of paths (files or folders), a datasets
         _write_manifest(data_dir, m)
     finally:
         tmp.unlink(missing_ok=True)
+        if created and not any(data_dir.iterdir()): data_dir.rmdir()
     return data_dir
 
 # %% ../nbs/00_data.ipynb #41fab654
