@@ -194,9 +194,11 @@ def _claim_dir(data_dir: Path, want: dict, overwrite: bool = False) -> dict | No
             raise FileExistsError(f"{data_dir} holds {len(shards)} token shard(s) ({shards[0]}, ...) but no {MANIFEST}, "
                                   f"so what they were made from is unknown and the loader would mix them in; {hint}")
         return None
-    # a value recorded as None (an iterable of docs, a custom tokenizer) can't be compared; everything else must match
-    diffs = [k for k, v in want.items() if m.get(k) != v and not (k == "sources" and (v is None or m.get(k) is None))
-             and (k in m or k in ("name", "shard_size", "tokenizer_sha256"))]
+    def differs(k, v):
+        if k not in m and k not in ("name", "shard_size", "tokenizer_sha256"): return False  # an older manifest
+        if k == "sources" and (v is None or m[k] is None): return False  # an iterable of docs: can't be told
+        return m.get(k) != v
+    diffs = [k for k, v in want.items() if differs(k, v)]
     if diffs:
         what = "; ".join(f"{k}={_describe(k, m.get(k))}, not {_describe(k, want[k])}" for k in diffs)
         raise ValueError(f"{data_dir} already holds another corpus ({data_dir / MANIFEST} was written with {what}); {hint}")
@@ -286,7 +288,8 @@ def find_shards(data_root, split: str) -> list[Path]:
     root = Path(data_root)
     if not root.is_dir():
         raise FileNotFoundError(f"data directory {str(root)!r} does not exist; prepare data first, e.g. "
-                                "`buildnanogpt-prep` (bundled corpus) or `edu_fineweb10B_prep()`, or pass data_root=")
+                                "`buildnanogpt-prep` (bundled corpus), `buildnanogpt-prep --source FILES --data-dir DIR` "
+                                "(your own text) or `edu_fineweb10B_prep()`, or pass data_root=")
     names = sorted(p.name for p in root.iterdir())
     if not names:
         raise FileNotFoundError(f"data directory {str(root)!r} is empty; prepare data into it first, e.g. "
@@ -319,7 +322,8 @@ class DataLoaderLite:
             n = len(_load_shard(p))
             if n < need:
                 raise ValueError(f"shard {p} has {n} tokens, fewer than one batch needs (B*T*world_size+1 = {need}); "
-                                 "use a smaller B or T, or prepare the data with a larger shard_size")
+                                 "use a smaller B or T, or prepare the data with a larger shard_size (or, for your own "
+                                 f"corpus, buildnanogpt-prep --min-split-tokens {need})")
         self.reset()
 
     def _order(self, epoch: int) -> list[int]:
