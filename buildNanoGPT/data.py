@@ -120,7 +120,11 @@ def save_shard(path, tokens: np.ndarray):
 def read_manifest(data_dir) -> dict | None:
     "The shard manifest of `data_dir`, or None if there is none."
     p = Path(data_dir) / MANIFEST
-    return json.loads(p.read_text()) if p.is_file() else None
+    if not p.is_file(): return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:
+        raise ValueError(f"{p} is damaged ({e}); prepare the data again with overwrite=True (--overwrite)") from None
 
 def _write_manifest(data_dir: Path, manifest: dict):
     _atomic_write(data_dir / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
