@@ -20,12 +20,12 @@ import tiktoken
 # torch and requests are imported where they are used: `buildnanogpt-prep --help` and tokenizing need neither
 
 # %% auto #0
-__all__ = ['GPT2_TIKTOKEN_SHA256', 'GPT2_PAT_STR', 'EOT_TOKEN', 'EOT_ID', 'MANIFEST', 'SHAKESPEARE_SHARD_SIZE', 'HELLASWAG_URLS',
-           'gpt2_ranks_path', 'load_gpt2_ranks', 'make_gpt2_encoding', 'get_tokenizer', 'tokenize', 'tokenize_batch',
-           'shard_filename', 'save_shard', 'read_manifest', 'iter_tokens', 'write_shards', 'find_shards',
-           'DataLoaderLite', 'iter_source_docs', 'edu_fineweb10B_prep', 'shakespeare_docs', 'shakespeare_prep',
-           'prep_cli', 'download_file', 'hellaswag_val_prep', 'iterate_examples', 'render_example',
-           'get_most_likely_row']
+__all__ = ['GPT2_TIKTOKEN_SHA256', 'GPT2_PAT_STR', 'EOT_TOKEN', 'EOT_ID', 'MANIFEST', 'DOC_EXTENSIONS', 'SHAKESPEARE_SHARD_SIZE',
+           'MIN_SPLIT_TOKENS', 'HELLASWAG_URLS', 'gpt2_ranks_path', 'load_gpt2_ranks', 'make_gpt2_encoding',
+           'get_tokenizer', 'tokenize', 'tokenize_batch', 'shard_filename', 'save_shard', 'read_manifest',
+           'iter_tokens', 'write_shards', 'find_shards', 'DataLoaderLite', 'resolve_sources', 'iter_source_docs',
+           'edu_fineweb10B_prep', 'shakespeare_docs', 'shakespeare_prep', 'split_sizes', 'corpus_prep', 'prep_cli',
+           'download_file', 'hellaswag_val_prep', 'iterate_examples', 'render_example', 'get_most_likely_row']
 
 # %% ../nbs/00_data.ipynb #16f3a93c
 GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
@@ -120,7 +120,11 @@ def save_shard(path, tokens: np.ndarray):
 def read_manifest(data_dir) -> dict | None:
     "The shard manifest of `data_dir`, or None if there is none."
     p = Path(data_dir) / MANIFEST
-    return json.loads(p.read_text()) if p.is_file() else None
+    if not p.is_file(): return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:
+        raise ValueError(f"{p} is damaged ({e}); prepare the data again with overwrite=True (--overwrite)") from None
 
 def _write_manifest(data_dir: Path, manifest: dict):
     _atomic_write(data_dir / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
@@ -157,24 +161,68 @@ def iter_tokens(docs, enc: tiktoken.Encoding | None = None, num_proc: int = 1, c
             yield from np.split(flat, np.cumsum(lens)[:-1])  # views into the batch's array, one per doc
 
 # %% ../nbs/00_data.ipynb #ad55034e
+import re
+
+_SHARD_RE = re.compile(r"^(?P<name>.+)_(?P<split>train|val)_(?P<index>\d{6})\.npy$")  # the files `shard_filename` makes
+_TMP_RE = re.compile(r"^(.+_(train|val)_\d{6}\.npy|manifest\.json|.+\.tokens)\.\d+\.tmp$")  # our temp files
+
 def _skip_docs(docs, n: int):
     "`docs` without its first `n` items (a Hugging Face dataset skips without reading them)."
     if n and hasattr(docs, "skip") and type(docs).__module__.startswith("datasets"):
         return docs.skip(n)
     return itertools.islice(docs, n, None)
 
-def _check_resumable(manifest: dict, data_dir: Path, name: str, shard_size: int, sha: str | None):
-    for k, want in (("name", name), ("shard_size", shard_size), ("tokenizer_sha256", sha)):
-        if manifest.get(k) != want:
-            raise ValueError(f"{data_dir / MANIFEST} was written with {k}={manifest.get(k)!r}, not {want!r}; "
-                             "use another data_dir, or delete this one to start over")
-    for s in manifest["shards"]:
-        if not (data_dir / s["file"]).is_file():
-            raise FileNotFoundError(f"finished shard {s['file']} listed in {data_dir / MANIFEST} is missing; "
-                                    "delete the data dir and prepare it again")
+def _describe(k, v) -> str:
+    "A manifest value, short enough for an error message."
+    if k == "sources" and isinstance(v, dict) and "files" in v:
+        fs = v["files"]
+        return (f"{len(fs)} file(s): " + ", ".join(f"{f['path']} ({f['size']:,} bytes, mtime_ns {f['mtime_ns']})" for f in fs[:3])
+                + (", ..." if len(fs) > 3 else ""))
+    return repr(v)
+
+def _remove_ours(data_dir: Path):
+    "Delete the files of ours in `data_dir` (shards, manifest, temp files); nothing else."
+    if not data_dir.is_dir(): return
+    for p in data_dir.iterdir():
+        if p.is_file() and (_SHARD_RE.match(p.name) or _TMP_RE.match(p.name)): p.unlink()
+    (data_dir / MANIFEST).unlink(missing_ok=True)  # last: until then the folder still says what it holds
+
+def _claim_dir(data_dir: Path, want: dict, overwrite: bool = False) -> dict | None:
+    "The manifest to resume from (None: start afresh) once `data_dir` is known to hold this corpus or nothing of ours."
+    if overwrite: _remove_ours(data_dir)
+    m = read_manifest(data_dir)
+    shards = sorted(p.name for p in data_dir.iterdir() if _SHARD_RE.match(p.name)) if data_dir.is_dir() else []
+    hint = "use overwrite=True (buildnanogpt-prep --overwrite) to remove its shards and manifest, or another data dir"
+    if m is None:
+        if shards:
+            raise FileExistsError(f"{data_dir} holds {len(shards)} token shard(s) ({shards[0]}, ...) but no {MANIFEST}, "
+                                  f"so what they were made from is unknown and the loader would mix them in; {hint}")
+        return None
+    def differs(k, v):
+        if k not in m and k not in ("name", "shard_size", "tokenizer_sha256"): return False  # an older manifest
+        if k == "sources" and (v is None or m[k] is None): return False  # an iterable of docs: can't be told
+        return m.get(k) != v
+    diffs = [k for k, v in want.items() if differs(k, v)]
+    if diffs:
+        what = "; ".join(f"{k}={_describe(k, m.get(k))}, not {_describe(k, want[k])}" for k in diffs)
+        raise ValueError(f"{data_dir} already holds another corpus ({data_dir / MANIFEST} was written with {what}); {hint}")
+    listed = [s["file"] for s in m["shards"]]
+    in_flight = None if m["complete"] else shard_filename(m["name"], len(listed))  # a crash may leave it: rewritten
+    extra = [f for f in shards if f not in listed and f != in_flight]
+    if extra:
+        raise FileExistsError(f"{data_dir} holds shard(s) {extra[:3]} that its {MANIFEST} does not list (another "
+                              f"corpus?); the loader would mix them in; {hint}")
+    for f in listed:
+        if not (data_dir / f).is_file():
+            raise FileNotFoundError(f"finished shard {f} listed in {data_dir / MANIFEST} is missing; "
+                                    "prepare again with overwrite=True (--overwrite)")
+    return m
 
 def write_shards(docs, data_dir, name: str, shard_size: int = int(1e8), enc: tiktoken.Encoding | None = None,
-                 num_proc: int = 1, chunksize: int = 256, progress: bool = True, total_tokens: int | None = None) -> dict:
+                 num_proc: int = 1, chunksize: int = 256, progress: bool = True, total_tokens: int | None = None,
+                 sources: dict | None = None, # what `docs` were read from, recorded and compared on a re-run
+                 overwrite: bool = False, # remove the shards and manifest of another corpus in `data_dir` first
+                ) -> dict:
     "Tokenize `docs` into `{name}_{split}_{index:06d}.npy` shards of `shard_size` tokens in `data_dir`; resumable."
     if not isinstance(shard_size, (int, np.integer)) or shard_size <= 0:
         raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
@@ -182,13 +230,12 @@ def write_shards(docs, data_dir, name: str, shard_size: int = int(1e8), enc: tik
     enc = enc or get_tokenizer()
     sha = GPT2_TIKTOKEN_SHA256 if enc is get_tokenizer() else None
     data_dir.mkdir(parents=True, exist_ok=True)
-    m = read_manifest(data_dir)
+    want = dict(name=name, shard_size=shard_size, tokenizer_sha256=sha, sources=sources, val_rule="first shard")
+    m = _claim_dir(data_dir, want, overwrite)
     if m is None:
         m = dict(name=name, shard_size=shard_size, tokenizer=enc.name, tokenizer_sha256=sha, dtype="uint16",
-                 shards=[], docs=0, doc_offset=0, tokens=0, complete=False)
-    else:
-        _check_resumable(m, data_dir, name, shard_size, sha)
-        if m["complete"]: return m
+                 sources=sources, val_rule="first shard", shards=[], docs=0, doc_offset=0, tokens=0, complete=False)
+    elif m["complete"]: return m
 
     buf, fill = np.empty(shard_size, dtype=np.uint16), 0
     def finish_shard(n_tokens, docs_done, doc_offset):
@@ -245,12 +292,13 @@ def find_shards(data_root, split: str) -> list[Path]:
     root = Path(data_root)
     if not root.is_dir():
         raise FileNotFoundError(f"data directory {str(root)!r} does not exist; prepare data first, e.g. "
-                                "`buildnanogpt-prep` (bundled corpus) or `edu_fineweb10B_prep()`, or pass data_root=")
+                                "`buildnanogpt-prep` (bundled corpus), `buildnanogpt-prep --source FILES --data-dir DIR` "
+                                "(your own text) or `edu_fineweb10B_prep()`, or pass data_root=")
     names = sorted(p.name for p in root.iterdir())
     if not names:
         raise FileNotFoundError(f"data directory {str(root)!r} is empty; prepare data into it first, e.g. "
                                 "`shakespeare_prep(data_dir=...)` or `edu_fineweb10B_prep(data_dir=...)`")
-    shards = [root / n for n in names if n.endswith(".npy") and f"_{split}_" in n]
+    shards = [root / n for n in names if (m := _SHARD_RE.match(n)) and m["split"] == split]
     if not shards:
         raise FileNotFoundError(f"no shards for split {split!r} in {str(root)!r} (expected files like "
                                 f"'name_{split}_000000.npy'); prepare the data again or check data_root")
@@ -278,7 +326,8 @@ class DataLoaderLite:
             n = len(_load_shard(p))
             if n < need:
                 raise ValueError(f"shard {p} has {n} tokens, fewer than one batch needs (B*T*world_size+1 = {need}); "
-                                 "use a smaller B or T, or prepare the data with a larger shard_size")
+                                 "use a smaller B or T, or prepare the data with a larger shard_size (or, for your own "
+                                 f"corpus, buildnanogpt-prep --min-split-tokens {need})")
         self.reset()
 
     def _order(self, epoch: int) -> list[int]:
@@ -337,58 +386,149 @@ class DataLoaderLite:
         self._load_current()
 
 # %% ../nbs/00_data.ipynb #b6ae4863
-_DOC_SUFFIXES = (".jsonl", ".json", ".parquet", ".txt")
+import gzip
+import sys
 
-def _is_pathlike_list(source) -> bool:
-    return isinstance(source, (list, tuple)) and len(source) > 0 and all(
-        isinstance(s, Path) or (isinstance(s, str) and s.endswith(_DOC_SUFFIXES) and Path(s).is_file()) for s in source)
+DOC_EXTENSIONS = (".txt", ".jsonl", ".json", ".parquet")  # each also gzipped: .txt.gz, .jsonl.gz, ...
+_EXTS = "/".join(DOC_EXTENSIONS) + " (or the same with .gz)"
 
-def _iter_file_docs(path: Path):
-    "Documents of one local file: jsonl (one object a line), parquet (text column) or txt (one doc)."
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip(): continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e}); expected one JSON object per line") from None
-    elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-        pf = pq.ParquetFile(path)
-        if "text" not in pf.schema_arrow.names:
-            raise ValueError(f"{path} has no 'text' column (columns: {pf.schema_arrow.names})")
-        for batch in pf.iter_batches(columns=["text"], batch_size=1024):
-            for text in batch.column(0).to_pylist(): yield {"text": text}
-    elif suffix == ".txt":
-        yield {"text": path.read_text(encoding="utf-8")}
-    else:
-        raise ValueError(f"don't know how to read {path}: use .jsonl, .parquet or .txt files")
+def _doc_ext(path: Path) -> str | None:
+    "The document format of `path` ('.txt', '.jsonl', '.json' or '.parquet'), looking through '.gz'; None if unknown."
+    name = path.name.lower().removesuffix(".gz")
+    return next((e for e in DOC_EXTENSIONS if name.endswith(e)), None)
 
-def _iter_paths(paths):
-    for p in map(Path, paths):
+def resolve_sources(paths, exclude=None) -> list[Path]:
+    "The document files that `paths` (one path or a list) name: files as given, folders walked (sorted); all checked now."
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths: raise ValueError("no source paths given")
+    skip = Path(exclude).resolve() if exclude is not None else None  # the output folder, if it is inside a source
+    files = []
+    for p in paths:
+        if not isinstance(p, (str, Path)):
+            raise TypeError(f"source paths must be str or Path, got {type(p).__name__}: {p!r}")
+        p = Path(p)
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() in _DOC_SUFFIXES)
-            if not files: raise FileNotFoundError(f"directory {p} has no .jsonl/.parquet/.txt files")
-            for f in files: yield from _iter_file_docs(f)
-        elif p.is_file(): yield from _iter_file_docs(p)
-        else: raise FileNotFoundError(f"source file {p} does not exist")
+            found, other = [], []
+            for root, dirs, names in os.walk(p):
+                dirs[:] = [d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() != skip]
+                for n in names:
+                    if not n.startswith("."): (found if _doc_ext(Path(n)) else other).append(Path(root) / n)
+            if not found:
+                raise FileNotFoundError(f"folder {p} holds no {_EXTS} files" + (f" (it has {', '.join(o.name for o in other[:5])}"
+                                        + (", ..." if len(other) > 5 else "") + ")" if other else ""))
+            if other:  # not an error (a README beside the corpus), but said out loud
+                print(f"note: skipping {len(other)} file(s) in {p} that are not {_EXTS}: "
+                      + ", ".join(str(o.relative_to(p)) for o in sorted(other)[:5]) + (", ..." if len(other) > 5 else ""),
+                      file=sys.stderr)
+            files += sorted(found, key=lambda f: f.relative_to(p).parts)
+        elif p.is_file():
+            if _doc_ext(p) is None:
+                raise ValueError(f"don't know how to read {p}: source files must be {_EXTS}")
+            files.append(p)
+        elif p.exists(): raise ValueError(f"source {p} is neither a file nor a folder")
+        else: raise FileNotFoundError(f"source {str(p)!r} does not exist")
+    return files
 
-def iter_source_docs(source):
-    "Documents from a datasets.Dataset, a local jsonl/parquet/txt file or directory (or a list of them), or an iterable."
-    if type(source).__module__.startswith("datasets") and hasattr(source, "column_names"):
+def _decode(raw: bytes, path: Path, offset: int, errors: str) -> str:
+    "UTF-8 text of `raw` (which starts at byte `offset` of `path`); a bad byte is an error naming file and offset."
+    try:
+        return raw.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as e:
+        where = " of the decompressed data" if path.name.lower().endswith(".gz") else ""
+        raise ValueError(f"{path} is not UTF-8: byte 0x{raw[e.start]:02x} at byte offset {offset + e.start}{where} "
+                         f"({e.reason}); convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or replace bad "
+                         "bytes with U+FFFD: errors='replace' (buildnanogpt-prep --replace-bad-bytes)") from None
+
+def _check_doc(obj, where: str) -> dict:
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        got = (f"keys {sorted(obj)}" if "text" not in obj else f"'text' of type {type(obj['text']).__name__}") \
+              if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{where}: expected a JSON object with a 'text' string, got {got}")
+    return obj
+
+def _iter_file_docs(path: Path, errors: str = "strict"):
+    "Documents of one file: .txt (the whole file), .jsonl (an object a line), .json (that, or one array), .parquet."
+    ext = _doc_ext(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    if ext == ".parquet":
+        import pyarrow.parquet as pq
+        with opener(path, "rb") as f:
+            pf = pq.ParquetFile(f)
+            if "text" not in pf.schema_arrow.names:
+                raise ValueError(f"{path} has no 'text' column (columns: {pf.schema_arrow.names})")
+            row = 0
+            for batch in pf.iter_batches(columns=["text"], batch_size=1024):
+                for text in batch.column(0).to_pylist():
+                    if not isinstance(text, str): raise ValueError(f"{path}: row {row} has no text ({text!r})")
+                    row += 1
+                    yield {"text": text}
+        return
+    with opener(path, "rb") as f:
+        if ext == ".txt":
+            yield {"text": _decode(f.read(), path, 0, errors).removeprefix("\ufeff")}
+            return
+        head = f.read(1 << 16).lstrip()
+        f.seek(0)
+        if ext == ".json" and head[:1] == b"[":  # one JSON array of documents
+            try:
+                docs = json.loads(_decode(f.read(), path, 0, errors))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: not valid JSON ({e})") from None
+            for i, d in enumerate(docs): yield _check_doc(d, f"{path}: item {i}")
+            return
+        offset = 0
+        for lineno, raw in enumerate(f, 1):  # one JSON object a line
+            line, offset = _decode(raw, path, offset, errors), offset + len(raw)
+            if not line.strip(): continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e}); expected one JSON object per line") from None
+            yield _check_doc(obj, f"{path}:{lineno}")
+
+def _iter_files(files, errors: str = "strict"):
+    for f in files: yield from _iter_file_docs(f, errors)
+
+def _is_dataset(source) -> bool:
+    return type(source).__module__.startswith("datasets") and hasattr(source, "column_names")
+
+def _only_docs(docs):
+    "`docs`, refusing a str or Path among them: a string is never guessed to be a document or a path."
+    for i, d in enumerate(docs):
+        if isinstance(d, (str, Path)):
+            raise TypeError(f"item {i} of the source is a {type(d).__name__} ({str(d)[:60]!r}): a document is a dict "
+                            "{'text': ...}; to read files, pass a path or a list of paths")
+        yield d
+
+def _file_id(f: Path) -> dict:
+    st = f.stat()
+    return dict(path=str(f.resolve()), size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+def _source_docs(source, errors: str = "strict", exclude=None) -> tuple:
+    "(documents, what they are read from: recorded in the manifest, or None when it can't be told)."
+    if errors not in ("strict", "replace"):
+        raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
+    if _is_dataset(source):
         cols = source.column_names
         if cols is not None and "text" not in cols:
             raise ValueError(f"dataset has no 'text' column (columns: {cols}); rename the text column to 'text'")
-        return source.select_columns(["text"]) if cols is not None else source
-    if isinstance(source, (str, Path)):
-        if not Path(source).exists(): raise FileNotFoundError(f"source {str(source)!r} does not exist")
-        return _iter_paths([source])
-    if _is_pathlike_list(source): return _iter_paths(source)
-    if not hasattr(source, "__iter__"):
-        raise TypeError(f"source must be a datasets.Dataset, a path, or an iterable of docs; got {type(source).__name__}")
-    return source
+        fp = getattr(source, "_fingerprint", None)
+        return (source.select_columns(["text"]) if cols is not None else source), ({"dataset": fp} if fp else None)
+    if isinstance(source, (list, tuple)) and any(isinstance(s, (str, Path)) for s in source) \
+            and not all(isinstance(s, (str, Path)) for s in source):
+        raise TypeError("the source list mixes paths and documents: pass a list of paths, or a list of {'text': ...} dicts")
+    if isinstance(source, (str, Path)) or (isinstance(source, (list, tuple)) and source
+                                           and all(isinstance(s, (str, Path)) for s in source)):
+        files = resolve_sources(source, exclude)
+        return _iter_files(files, errors), {"files": [_file_id(f) for f in files]}
+    if isinstance(source, (bytes, dict)) or not hasattr(source, "__iter__"):
+        raise TypeError(f"source must be a path, a list of paths, a datasets.Dataset or an iterable of {{'text': ...}} "
+                        f"dicts; got {type(source).__name__}")
+    return _only_docs(source), None
+
+def iter_source_docs(source, errors: str = "strict"): # 'strict': bad UTF-8 is an error; 'replace': U+FFFD for bad bytes
+    "Documents from a path, a list of paths (files or folders), a datasets.Dataset, or an iterable of `{'text': ...}` dicts."
+    return _source_docs(source, errors)[0]
 
 # %% ../nbs/00_data.ipynb #c46618fc
 _FINEWEB_HELLO = ("Hello from `prepare_edu_fineweb10B()`! if you want to download the dataset, "
@@ -407,16 +547,23 @@ def _load_fineweb(remote_name: str, streaming: bool = False):
 
 def edu_fineweb10B_prep(data_dir="edu_fineweb10B", is_test: bool = False, source=None, shard_size: int = int(1e8),
                         num_proc: int | None = None, remote_name: str = "sample-10BT", name: str = "edufineweb",
-                        streaming: bool = False, progress: bool = True, chunksize: int = 256):
+                        streaming: bool = False, progress: bool = True, chunksize: int = 256,
+                        errors: str = "strict", # 'replace': bad UTF-8 bytes in source files become U+FFFD
+                        overwrite: bool = False, # replace the shards of another corpus in `data_dir`
+                       ):
     "Download FineWeb-Edu (or read `source`) and tokenize it into shards in `data_dir`; returns the data dir."
     if is_test: return _FINEWEB_HELLO
     data_dir = Path(data_dir)
-    m = read_manifest(data_dir)
-    if m and m.get("complete") and m.get("name") == name and m.get("shard_size") == shard_size:
-        return data_dir  # already prepared: don't even touch the Hub
-    docs = iter_source_docs(_load_fineweb(remote_name, streaming) if source is None else source)
+    if source is None: docs, sources = None, {"hub": "HuggingFaceFW/fineweb-edu", "name": remote_name}
+    else: docs, sources = _source_docs(source, errors, exclude=data_dir)  # paths are checked here, before any work
+    if data_dir.is_dir():
+        want = dict(name=name, shard_size=shard_size, tokenizer_sha256=GPT2_TIKTOKEN_SHA256, sources=sources,
+                    val_rule="first shard")
+        m = _claim_dir(data_dir, want, overwrite)
+        if m and m["complete"]: return data_dir  # already prepared: don't even touch the Hub
+    if docs is None: docs = _source_docs(_load_fineweb(remote_name, streaming))[0]
     write_shards(docs, data_dir, name, shard_size=shard_size, num_proc=num_proc or os.cpu_count() or 1,
-                 chunksize=chunksize, progress=progress)
+                 chunksize=chunksize, progress=progress, sources=sources)
     return data_dir
 
 # %% ../nbs/00_data.ipynb #72b77dd9
@@ -429,38 +576,185 @@ def shakespeare_docs() -> list[dict]:
     return [{"text": f.read_text(encoding="utf-8"), "title": f.name[:-4]} for f in files]
 
 def shakespeare_prep(data_dir="data/shakespeare", shard_size: int = SHAKESPEARE_SHARD_SIZE, num_proc: int = 1,
-                     progress: bool = False) -> Path:
+                     progress: bool = False,
+                     overwrite: bool = False, # replace the shards of another corpus in `data_dir`
+                    ) -> Path:
     "Tokenize the bundled plays into `shakespeare_{split}_{index:06d}.npy` shards in `data_dir` (idempotent)."
-    write_shards(shakespeare_docs(), data_dir, "shakespeare", shard_size=shard_size, num_proc=num_proc, progress=progress)
+    write_shards(shakespeare_docs(), data_dir, "shakespeare", shard_size=shard_size, num_proc=num_proc, progress=progress,
+                 sources={"bundled": "shakespeare"}, overwrite=overwrite)
     return Path(data_dir)
+
+# %% ../nbs/00_data.ipynb #827bdf70
+import math
+
+MIN_SPLIT_TOKENS = 16 * 128 + 1  # one batch of the cpu_default preset (B=16, T=128) plus the shifted target
+
+def _check_split(shard_size, val_fraction, min_split_tokens):
+    if not isinstance(shard_size, (int, np.integer)) or shard_size <= 0:
+        raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
+    if not 0 < val_fraction < 1: raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction!r}")
+    if not isinstance(min_split_tokens, (int, np.integer)) or min_split_tokens < 1:
+        raise ValueError(f"min_split_tokens must be a positive int, got {min_split_tokens!r}")
+    if shard_size < min_split_tokens:
+        raise ValueError(f"shard_size {shard_size:,} is smaller than min_split_tokens {min_split_tokens:,}")
+
+def split_sizes(n_tokens: int, shard_size: int = int(1e8), val_fraction: float = 0.05,
+                min_split_tokens: int = MIN_SPLIT_TOKENS) -> list[int]:
+    "Shard sizes [val, train, ...] for a corpus of `n_tokens`: val = `val_fraction` of it, the rest cut every `shard_size`."
+    _check_split(shard_size, val_fraction, min_split_tokens)
+    val = min(max(math.ceil(val_fraction * n_tokens), min_split_tokens), shard_size)
+    train = n_tokens - val
+    if train < min_split_tokens:
+        raise ValueError(f"the corpus has {n_tokens:,} tokens, too few for a val split and a train split of at least "
+                         f"{min_split_tokens:,} tokens each (one batch of B=16, T=128); add text, or lower "
+                         "min_split_tokens (--min-split-tokens) and train with a smaller B*T")
+    sizes = [shard_size] * (train // shard_size)
+    rest = train % shard_size
+    if rest and sizes and rest < min_split_tokens: sizes[-1] += rest  # too short to hold a batch: joins the one before
+    elif rest: sizes.append(rest)
+    return [val] + sizes
+
+# %% ../nbs/00_data.ipynb #2b204340
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+def _default_name(data_dir, files) -> str:
+    "A shard prefix from the data dir's folder name, else the first source file's name without extensions."
+    base = Path(data_dir).name if data_dir is not None else files[0].name.split(".")[0] if files else "corpus"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-._") or "corpus"
+
+def corpus_prep(source, # a path, a list of paths (files or folders), a datasets.Dataset or an iterable of {'text': ...}
+                data_dir=None, # default: data/NAME
+                name: str | None = None, # shard prefix; default: the data dir's folder name, else the first file's name
+                val_fraction: float = 0.05, # share of the tokens in the val shard (shard 0)
+                min_split_tokens: int = MIN_SPLIT_TOKENS, # least tokens of the val shard and of every train shard
+                shard_size: int = int(1e8), # tokens per train shard (the last one may be shorter)
+                num_proc: int = 1, errors: str = "strict", overwrite: bool = False, progress: bool = True,
+                chunksize: int = 256) -> Path:
+    "Tokenize your own corpus into a val shard and train shards named after it in `data_dir`; returns the data dir."
+    _check_split(shard_size, val_fraction, min_split_tokens)  # bad arguments fail before any work
+    if isinstance(source, (str, Path)) or (isinstance(source, (list, tuple)) and source
+                                           and all(isinstance(s, (str, Path)) for s in source)):
+        source = files = resolve_sources(source, exclude=data_dir)  # walked once: the files, in order
+    else: files = []
+    if name is None: name = _default_name(data_dir, files)
+    elif not _NAME_RE.match(name):
+        raise ValueError(f"name {name!r} can't prefix shard files: use letters, digits, '_', '.', '-'")
+    data_dir = Path(data_dir) if data_dir is not None else Path("data") / name
+    docs, sources = _source_docs(source, errors, exclude=data_dir)
+    enc = get_tokenizer()
+    val_rule = f"val_fraction={val_fraction}, min_split_tokens={min_split_tokens}"
+    created = not data_dir.exists()  # removed again if this run fails before writing a shard
+    data_dir.mkdir(parents=True, exist_ok=True)
+    m = _claim_dir(data_dir, dict(name=name, shard_size=int(shard_size), tokenizer_sha256=GPT2_TIKTOKEN_SHA256,
+                                  sources=sources, val_rule=val_rule), overwrite)
+    if m and m["complete"]: return data_dir
+    for p in data_dir.glob(f"{name}.tokens.*.tmp"): p.unlink()  # left by a killed run
+    tmp = data_dir / f"{name}.tokens.{os.getpid()}.tmp"
+    try:
+        n_docs = n_tokens = 0  # pass 1: the token stream into one temp file (its length decides the split)
+        with open(tmp, "wb") as f, tqdm(unit="tokens", unit_scale=True, disable=not progress, desc=f"{name} tokenize") as bar:
+            for t in iter_tokens(docs, enc, num_proc, chunksize):
+                f.write(t.tobytes()); n_docs += 1; n_tokens += len(t); bar.update(len(t))
+        if not n_docs: raise ValueError(f"no documents to write into {data_dir}: the source yielded nothing")
+        sizes = split_sizes(n_tokens, int(shard_size), val_fraction, min_split_tokens)
+        stream = np.memmap(tmp, dtype=np.uint16, mode="r")
+        m = m or dict(name=name, shard_size=int(shard_size), tokenizer=enc.name, tokenizer_sha256=GPT2_TIKTOKEN_SHA256,
+                      dtype="uint16", sources=sources, val_rule=val_rule, shards=[], docs=0, doc_offset=0, tokens=0,
+                      complete=False)
+        start = sum(s["tokens"] for s in m["shards"])  # pass 2: cut it; a resumed run keeps the shards it finished
+        for i, size in enumerate(sizes[len(m["shards"]):], start=len(m["shards"])):
+            fname = shard_filename(name, i)
+            save_shard(data_dir / fname, stream[start:start + size])
+            m["shards"].append(dict(file=fname, split="val" if i == 0 else "train", tokens=int(size)))
+            m["tokens"] += int(size); start += size
+            _write_manifest(data_dir, m)
+        del stream
+        m.update(docs=n_docs, complete=True)
+        _write_manifest(data_dir, m)
+    finally:
+        tmp.unlink(missing_ok=True)
+        if created and not any(data_dir.iterdir()): data_dir.rmdir()
+    return data_dir
 
 # %% ../nbs/00_data.ipynb #41fab654
 import argparse
 
-def prep_cli(argv=None):
-    "Console script `buildnanogpt-prep`: prepare the bundled corpus (default) or FineWeb-Edu (`--fineweb`)."
-    p = argparse.ArgumentParser(prog="buildnanogpt-prep", description="Tokenize a corpus into uint16 token shards.")
-    p.add_argument("--fineweb", action="store_true", help="FineWeb-Edu (downloads ~30 GB) instead of the bundled plays")
-    p.add_argument("--data-dir", default=None, help="output dir (default: data/shakespeare, or edu_fineweb10B with --fineweb)")
-    p.add_argument("--shard-size", type=int, default=None, help=f"tokens per shard (default: {SHAKESPEARE_SHARD_SIZE}, or 1e8 with --fineweb)")
-    p.add_argument("--num-proc", type=int, default=None, help="tokenizer processes (default: all cores for --fineweb, 1 otherwise)")
-    p.add_argument("--source", nargs="+", default=None, help="with --fineweb: local .jsonl/.parquet/.txt files or dirs instead of the Hub")
-    p.add_argument("--remote-name", default="sample-10BT", help="FineWeb-Edu subset (default: sample-10BT)")
-    p.add_argument("--hellaswag", action="store_true", help="also download HellaSwag's validation set (for the eval during training)")
-    p.add_argument("--hellaswag-dir", default="hellaswag", help="where --hellaswag puts hellaswag_val.jsonl (default: hellaswag)")
-    args = p.parse_args(argv)
+_PREP_EXAMPLES = """examples:
+  buildnanogpt-prep                                   # the bundled plays -> data/shakespeare
+  buildnanogpt-prep --source my_texts/ --data-dir data/mine   # your own corpus -> data/mine/mine_{val,train}_*.npy
+  buildnanogpt-prep --fineweb --hellaswag             # FineWeb-Edu 10B (~30 GB download) -> edu_fineweb10B
+"""
+
+def _prep_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="buildnanogpt-prep", description="Tokenize a corpus into uint16 token shards.",
+                                epilog=_PREP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--source", nargs="+", metavar="PATH", help=f"your own corpus: {_EXTS} files or folders of them (walked, sorted); "
+      "a .txt file is one document, .jsonl/.json/.parquet hold {'text': ...} records (default: the bundled plays)")
+    a("--data-dir", help="output folder (default: data/NAME with --source, edu_fineweb10B with --fineweb, else data/shakespeare)")
+    a("--name", help="shard file prefix, NAME_val_000000.npy, NAME_train_000001.npy, ... (default: the --data-dir folder's "
+      "name, else the first source's file name; edufineweb with --fineweb)")
+    a("--val-fraction", type=float, help="with --source: share of the tokens that go to the val shard, at least "
+      "--min-split-tokens and at most --shard-size (default: 0.05)")
+    a("--min-split-tokens", type=int, help=f"with --source: least tokens of the val shard and of each train shard "
+      f"(default: {MIN_SPLIT_TOKENS}, one batch of B=16, T=128)")
+    a("--shard-size", type=int, help=f"tokens per shard (default: 100000000 with --source or --fineweb, "
+      f"{SHAKESPEARE_SHARD_SIZE} for the bundled plays)")
+    a("--fineweb", action="store_true", help="FineWeb-Edu's layout: download the --remote-name subset from the Hub (or "
+      "read --source) into 1e8-token shards, shard 0 is val (default: off)")
+    a("--remote-name", default="sample-10BT", help="with --fineweb: the FineWeb-Edu subset (default: sample-10BT)")
+    a("--num-proc", type=int, help="tokenizer processes (default: all cores with --fineweb, else 1)")
+    a("--replace-bad-bytes", action="store_true", help="replace bytes that are not UTF-8 with U+FFFD (default: off: "
+      "stop and name the file and byte offset)")
+    a("--overwrite", action="store_true", help="if --data-dir holds another corpus, delete its shards and manifest first "
+      "(default: off: refuse)")
+    a("--hellaswag", action="store_true", help="also download HellaSwag's validation set, for the eval during training "
+      "(default: off)")
+    a("--hellaswag-dir", default="hellaswag", help="where --hellaswag puts hellaswag_val.jsonl (default: hellaswag)")
+    a("--debug", action="store_true", help="show the traceback of an error (default: off; also BUILDNANOGPT_DEBUG=1)")
+    return p
+
+def _prep_summary(m: dict, out) -> str:
+    n, val = len(m["shards"]), m["shards"][0]["tokens"]
+    line = (f"{m['name']}: {m['docs']:,} docs, {m['tokens']:,} tokens, {n} shards "
+            f"(1 val of {val:,} tokens, {n - 1} train of {m['tokens'] - val:,} tokens) in {out}")
+    if m.get("val_rule", "first shard") != "first shard":
+        line += f"\nsplit: val = {val / m['tokens']:.1%} of the tokens ({m['val_rule']}; at most shard_size={m['shard_size']:,})"
+    return line
+
+def _prep_main(p: argparse.ArgumentParser, args) -> Path:
+    for flag, v in (("--num-proc", args.num_proc), ("--shard-size", args.shard_size), ("--min-split-tokens", args.min_split_tokens)):
+        if v is not None and v < 1: p.error(f"{flag} must be >= 1, got {v}")
+    errors = "replace" if args.replace_bad_bytes else "strict"
+    if not args.source or args.fineweb:
+        for flag, v in (("--val-fraction", args.val_fraction), ("--min-split-tokens", args.min_split_tokens)):
+            if v is not None: p.error(f"{flag} needs --source without --fineweb (FineWeb's shard 0 is its val split)")
     if args.fineweb:
-        out = edu_fineweb10B_prep(data_dir=args.data_dir or "edu_fineweb10B", source=args.source,
-                                  shard_size=args.shard_size or int(1e8), num_proc=args.num_proc, remote_name=args.remote_name)
-    else:
-        if args.source: p.error("--source needs --fineweb")
-        out = shakespeare_prep(data_dir=args.data_dir or "data/shakespeare", shard_size=args.shard_size or SHAKESPEARE_SHARD_SIZE,
-                               num_proc=args.num_proc or 1)
-    m = read_manifest(out)
-    n = len(m["shards"])
-    print(f"{m['name']}: {m['docs']:,} docs, {m['tokens']:,} tokens, {n} shards "
-          f"(1 val of {m['shards'][0]['tokens']:,} tokens, {n - 1} train) in {out}")
-    if args.hellaswag: print(f"HellaSwag validation set: {hellaswag_val_prep(data_dir=args.hellaswag_dir)}")
+        return edu_fineweb10B_prep(data_dir=args.data_dir or "edu_fineweb10B", source=args.source,
+                                   shard_size=args.shard_size or int(1e8), num_proc=args.num_proc,
+                                   remote_name=args.remote_name, name=args.name or "edufineweb", errors=errors,
+                                   overwrite=args.overwrite)
+    if args.source:
+        return corpus_prep(args.source, data_dir=args.data_dir, name=args.name, shard_size=args.shard_size or int(1e8),
+                           val_fraction=0.05 if args.val_fraction is None else args.val_fraction,
+                           min_split_tokens=args.min_split_tokens or MIN_SPLIT_TOKENS, num_proc=args.num_proc or 1,
+                           errors=errors, overwrite=args.overwrite)
+    for flag, v in (("--name", args.name), ("--replace-bad-bytes", args.replace_bad_bytes)):
+        if v: p.error(f"{flag} needs --source (the bundled plays are always 'shakespeare', and UTF-8)")
+    return shakespeare_prep(data_dir=args.data_dir or "data/shakespeare", num_proc=args.num_proc or 1,
+                            shard_size=args.shard_size or SHAKESPEARE_SHARD_SIZE, overwrite=args.overwrite)
+
+def prep_cli(argv=None):
+    "Console script `buildnanogpt-prep`: the bundled plays (default), your own corpus (`--source`) or FineWeb-Edu (`--fineweb`)."
+    p = _prep_parser()
+    args = p.parse_args(argv)
+    try:
+        out = _prep_main(p, args)
+        print(_prep_summary(read_manifest(out), out))
+        if args.hellaswag: print(f"HellaSwag validation set: {hellaswag_val_prep(data_dir=args.hellaswag_dir)}")
+    except (ValueError, OSError) as e:  # the user's input or the machine: one line, no traceback
+        if args.debug or os.environ.get("BUILDNANOGPT_DEBUG", "0") not in ("", "0"): raise
+        p.exit(2, f"{p.prog}: error: {e}\n")
 
 # %% ../nbs/00_data.ipynb #9a2056a3
 HELLASWAG_URLS = {s: f"https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_{s}.jsonl"
