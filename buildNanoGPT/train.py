@@ -423,7 +423,11 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     "Read a checkpoint (`weights_only=True`: tensors and plain values, no code is run)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e: # say what is wrong with the file, in one line
+        problem = checkpoint_problem(path) or f"cannot be loaded ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})"
+        raise ValueError(f"checkpoint {str(path)!r} is broken: {problem}; latest_good_checkpoint(log_dir) finds the newest "
+                         "whole one") from e
 
 def model_from_checkpoint(path, ddp_cf) -> GPT:
     "A model built from the checkpoint's `config` and loaded with its weights, on `ddp_cf.device`."
