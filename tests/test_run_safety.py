@@ -224,15 +224,18 @@ def test_torchrun_every_rank_refuses_a_folder_that_holds_a_run(finished, tmp_pat
 
 CLAIM = """
 import sys
+from pathlib import Path
 from buildNanoGPT.model import GPTConfig
-from buildNanoGPT.train import DDPConfig, RunDirError, RunLock, TrainingConfig, claim_log_dir
+from buildNanoGPT.train import DDPConfig, RunDirError, TrainingConfig, claim_log_dir
 ddp = DDPConfig(device="cpu", verbose=False)
+seen = []
 for log_dir in sys.argv[1:]:
     cf = TrainingConfig(B=2, T=32, total_batch_size=128, log_dir=log_dir)
     try:
-        with claim_log_dir(cf, GPTConfig.cpu_tiny(), None, ddp) as resume_from: print(f"rank {ddp.ddp_rank}: claimed", flush=True)
-    except RunDirError as e: print(f"rank {ddp.ddp_rank}: RunDirError: {str(e)[:60]}", flush=True)
+        with claim_log_dir(cf, GPTConfig.cpu_tiny(), None, ddp) as resume_from: seen.append("claimed")
+    except RunDirError as e: seen.append(f"RunDirError: {str(e)[:60]}")
     ddp.barrier()
+Path(f"rank{ddp.ddp_rank}.txt").write_text("\\n".join(seen)) # one file per rank: no interleaved output
 ddp.destroy()
 """
 
@@ -245,6 +248,6 @@ def test_torchrun_the_verdict_reaches_every_rank(finished, tmp_path):
               str(log), str(tmp_path / "empty")], tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     refused = f"RunDirError: {f'log folder {str(log)!r} already holds a run'[:60]}"
-    assert sorted(r.stdout.splitlines()) == sorted([f"rank 0: {refused}", f"rank 1: {refused}", "rank 0: claimed", "rank 1: claimed"]), r.stdout
+    for rank in (0, 1): assert (tmp_path / f"rank{rank}.txt").read_text().splitlines() == [refused, "claimed"], rank
     assert _files(tmp_path / "empty") == [".lock"] # created by rank 0 alone, released
     assert _files(log) == [".lock", "log.txt", "loss.png", "model_00001.pt", "model_00002.pt"]
