@@ -30,7 +30,9 @@ from .model import GPT, GPTConfig
 __all__ = ['DDPConfig', 'all_reduce_mean', 'all_reduce_sum', 'TrainingConfig', 'get_lr', 'set_random_seed', 'raw_model',
            'create_model', 'evaluate_loss', 'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text',
            'get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'model_from_checkpoint', 'GracefulStop', 'train_GPT', 'train_main', 'train_cli']
+           'load_checkpoint', 'model_from_checkpoint', 'checkpoint_problem', 'latest_good_checkpoint',
+           'resume_mismatches', 'GracefulStop', 'RunDirError', 'RunLock', 'check_log_dir', 'claim_log_dir',
+           'NonFiniteLossError', 'train_GPT', 'train_main', 'train_cli']
 
 # %% ../nbs/02_train.ipynb #7d4a9b11
 def _autodetect_device() -> str:
@@ -130,6 +132,7 @@ class TrainingConfig:
     log_dir: str | None = "log"        # log.txt and checkpoints; None: no files
     checkpoint_interval: int = 5000    # checkpoint every N steps; the last step is always saved; 0: last only
     resume: bool = False               # continue from the latest checkpoint in log_dir
+    overwrite: bool = False            # start over in a log_dir that holds a run: delete its checkpoints, log and plot first
     compile: bool = False              # torch.compile the training forward/backward
     autocast: bool | None = None       # bf16 autocast; None: on CUDA only
     seed: int = 1337
@@ -151,6 +154,8 @@ class TrainingConfig:
         if self.min_lr is None: self.min_lr = 0.1 * self.max_lr
         if not 0 <= self.min_lr <= self.max_lr:
             raise ValueError(f"TrainingConfig.min_lr must be in [0, max_lr={self.max_lr}], got {self.min_lr!r}")
+        if self.resume and self.overwrite:
+            raise ValueError("TrainingConfig: resume=True and overwrite=True contradict each other; pass one of them")
         if self.log_dir is not None: self.log_dir = str(self.log_dir)
         self.data_dir, self.hellaswag_dir = str(self.data_dir), str(self.hellaswag_dir)
 
@@ -384,6 +389,16 @@ def _gather(obj, ddp_cf) -> list:
         return out
     return [obj]
 
+def _data_identity(loader) -> dict | None:
+    "Which corpus `loader` reads: its folder, the manifest's corpus name and token count (if any), its number of shards."
+    shards = getattr(loader, "shards", None)
+    if not shards: return None
+    root = Path(shards[0]).parent
+    try: m = data.read_manifest(root) or {}
+    except (OSError, ValueError): m = {} # an unreadable manifest must not stop a checkpoint
+    return dict(dir=str(root), name=m.get("name", Path(shards[0]).name.rsplit("_", 2)[0]), tokens=m.get("tokens"),
+                shards=len(shards))
+
 def save_checkpoint(path, model, optimizer=None, step: int | None = None, train_cf=None, train_loader=None,
                     ddp_cf=None, val_loss: float | None = None) -> Path | None:
     "Write a resumable checkpoint atomically (master process writes; every rank must call it under DDP)."
@@ -395,7 +410,8 @@ def save_checkpoint(path, model, optimizer=None, step: int | None = None, train_
     ckpt = {"model": m.state_dict(), "config": asdict(m.config), "step": step, "val_loss": val_loss,
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "train_config": asdict(train_cf) if train_cf is not None else None,
-            "train_loader": loader_states, "world_size": getattr(ddp_cf, "ddp_world_size", 1), "rng": get_rng_state()}
+            "train_loader": loader_states, "world_size": getattr(ddp_cf, "ddp_world_size", 1), "rng": get_rng_state(),
+            "data": _data_identity(train_loader)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -407,7 +423,11 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     "Read a checkpoint (`weights_only=True`: tensors and plain values, no code is run)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e: # say what is wrong with the file, in one line
+        problem = checkpoint_problem(path) or f"cannot be loaded ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})"
+        raise ValueError(f"checkpoint {str(path)!r} is broken: {problem}; latest_good_checkpoint(log_dir) finds the newest "
+                         "whole one") from e
 
 def model_from_checkpoint(path, ddp_cf) -> GPT:
     "A model built from the checkpoint's `config` and loaded with its weights, on `ddp_cf.device`."
@@ -415,6 +435,52 @@ def model_from_checkpoint(path, ddp_cf) -> GPT:
     model = create_model(ddp_cf, config=GPTConfig(**ckpt["config"]))
     raw_model(model).load_state_dict(ckpt["model"])
     return model
+
+# %% ../nbs/02_train.ipynb #c4a1e002
+import zipfile
+
+def checkpoint_problem(path) -> str | None:
+    "Why the checkpoint file `path` cannot be trusted (empty, truncated, not a checkpoint), or None when it is whole."
+    path = Path(path)
+    try: size = path.stat().st_size
+    except OSError as e: return f"cannot be read ({e.strerror})"
+    if size == 0: return "empty file (0 bytes)"
+    if not zipfile.is_zipfile(path): return f"not a zip archive ({size:,} bytes): truncated, or not a PyTorch checkpoint"
+    try: ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e: return f"cannot be loaded ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})"
+    if not isinstance(ckpt, dict) or not {"model", "step"} <= ckpt.keys():
+        return "not a buildNanoGPT checkpoint (no 'model' and 'step' entries)"
+    return None
+
+def _checkpoints(log_dir) -> list[Path]:
+    "The `model_XXXXX.pt` files of `log_dir`, highest step first."
+    found = [(int(p.stem[6:]), p) for p in Path(log_dir).glob("model_*.pt") if p.stem[6:].isdigit()]
+    return [p for _, p in sorted(found, reverse=True)]
+
+def latest_good_checkpoint(log_dir, verbose: bool = True) -> Path | None:
+    "The newest checkpoint in `log_dir` that is whole; each newer one that is not is reported (which, and why) and skipped."
+    for p in _checkpoints(log_dir):
+        problem = checkpoint_problem(p)
+        if problem is None: return p
+        if verbose: print(f"skipping checkpoint {p}: {problem}", flush=True)
+    return None
+
+# %% ../nbs/02_train.ipynb #c4a1e006
+def resume_mismatches(ckpt: dict, # a checkpoint (`load_checkpoint`)
+                      model_config: GPTConfig | None, # the model this run trains
+                      train_cf: TrainingConfig, # this run's config
+                      world_size: int = 1, # this run's number of processes
+                      data_id: dict | None = None, # this run's corpus, as recorded in checkpoints (`_data_identity`)
+                     ) -> list[str]: # one line per difference, e.g. 'total_batch_size: checkpoint 8192, this run 4096'
+    "What continuing from `ckpt` needs that this run does differently (empty: it may resume)."
+    saved_model, saved_train, saved_data = ckpt.get("config") or {}, ckpt.get("train_config") or {}, ckpt.get("data") or {}
+    pairs = [(f"model.{k}", saved_model.get(k), v) for k, v in (asdict(model_config).items() if model_config is not None else ())]
+    pairs += [(k, saved_train.get(k), getattr(train_cf, k)) for k in ("B", "T", "total_batch_size")]
+    pairs += [("world_size", ckpt.get("world_size"), world_size)]
+    pairs += [(f"data.{k}", saved_data.get(k), (data_id or {}).get(k)) for k in ("name", "tokens", "shards")]
+    # a value the checkpoint does not record (an older checkpoint) cannot be checked
+    return [f"{name}: checkpoint {was!r}, this run {now!r}" for name, was, now in pairs
+            if was is not None and now is not None and was != now]
 
 # %% ../nbs/02_train.ipynb #b419dbce
 class GracefulStop:
@@ -439,6 +505,145 @@ class GracefulStop:
         for s, h in self._old.items(): signal.signal(s, h)
         self._old = {}
 
+# %% ../nbs/02_train.ipynb #c4a1e011
+import socket
+from contextlib import contextmanager
+try: import fcntl
+except ImportError: fcntl = None # Windows: no flock, runs are not locked
+
+class RunDirError(RuntimeError):
+    "A run that must not start in its log folder: the folder is in use, holds another run, or its checkpoint does not fit."
+
+class RunLock:
+    "Exclusive lock on a log folder for one run: `fcntl.flock` on `log_dir/.lock`, which names its holder (pid, host, time)."
+    def __init__(self, log_dir): self.path, self._file = Path(log_dir) / ".lock", None
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+") # "a+": the holder's name stays readable until we hold the lock
+        try:
+            if fcntl is not None: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0); holder = f.read().strip() or "a process that has not written its name yet"
+            f.close()
+            raise RunDirError(f"log folder {str(self.path.parent)!r} is in use by another run ({holder}); wait for it to "
+                              f"finish or stop it, or use another --log-dir (log_dir=)") from None
+        except OSError as e: # a file system without locks (some network mounts): say so, and go on
+            print(f"warning: cannot lock {self.path} ({e.strerror}); nothing stops a second run in this folder", flush=True)
+        f.seek(0); f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"); f.flush()
+        self._file = f
+        return self
+
+    def release(self):
+        "Let the folder go (closing the file releases the lock; the file stays, so no other run can lock a stale copy)."
+        if self._file is not None: self._file.close(); self._file = None
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+
+# %% ../nbs/02_train.ipynb #c4a1e017
+def _run_files(log_dir) -> list[Path]:
+    "What a run leaves in `log_dir`: checkpoints, `log.txt`, `loss.png` and temporary files (not the lock)."
+    d = Path(log_dir)
+    if not d.is_dir(): return []
+    return sorted(p for p in d.iterdir() if p.is_file() and (p.name.startswith("model_") and ".pt" in p.name
+                                                            or p.name in ("log.txt", "loss.png") or p.name.endswith(".tmp")))
+
+def _remove_run_files(log_dir, verbose: bool = True) -> list[Path]:
+    "Delete every file of the previous run in `log_dir` (`overwrite=True`)."
+    gone = _run_files(log_dir)
+    for p in gone: p.unlink()
+    if verbose and gone: print(f"overwrite: removed {len(gone)} file(s) of the previous run in {str(log_dir)!r}")
+    return gone
+
+def _describe_run(log_dir) -> str | None:
+    "What makes `log_dir` hold a run (checkpoints, a non-empty log.txt), or None."
+    ckpts = sorted(Path(log_dir).glob("model_*.pt"))
+    log = Path(log_dir) / "log.txt"
+    records = len(log.read_text().splitlines()) if log.is_file() else 0
+    what = [f"{len(ckpts)} checkpoint(s) up to {ckpts[-1].name}"] if ckpts else []
+    if records: what.append(f"log.txt with {records} records")
+    return ", ".join(what) or None
+
+def check_log_dir(train_cf: TrainingConfig, # its `log_dir`, `resume` and `overwrite` say what to check
+                  model_config: GPTConfig | None = None, # the model this run trains (checked against a checkpoint)
+                  world_size: int = 1, # this run's number of processes
+                  data_id: dict | None = None, # this run's corpus (`_data_identity`)
+                  verbose: bool = True, # report checkpoints that are skipped
+                 ) -> Path | None: # the checkpoint to resume from; None: start at step 0
+    "Refuse what would mix two runs in `train_cf.log_dir`; pick the checkpoint to resume from and check that it fits."
+    log_dir = Path(train_cf.log_dir)
+    if not train_cf.resume:
+        held = _describe_run(log_dir)
+        if held and not train_cf.overwrite:
+            raise RunDirError(f"log folder {str(log_dir)!r} already holds a run ({held}); continue it with --resume "
+                              f"(resume=True), delete it and start over with --overwrite (overwrite=True), or use another "
+                              f"--log-dir (log_dir=)")
+        return None
+    path = latest_good_checkpoint(log_dir, verbose=verbose)
+    if path is None:
+        if _checkpoints(log_dir):
+            raise RunDirError(f"no checkpoint in {str(log_dir)!r} can be loaded (each one's problem is printed above); start "
+                              f"over with --overwrite (overwrite=True), or use another --log-dir (log_dir=)")
+        return None
+    diffs = resume_mismatches(torch.load(path, map_location="cpu", weights_only=True, mmap=True), model_config, train_cf,
+                              world_size, data_id)
+    if diffs:
+        raise RunDirError(f"cannot resume from {path}: this run differs from it in what continuing needs:\n  " +
+                          "\n  ".join(diffs) + "\nresume with the checkpoint's settings, or start a new run "
+                          "(--overwrite, or another --log-dir)")
+    return path
+
+def _broadcast_object(obj, ddp_cf):
+    "Rank 0's `obj` on every rank (collective under DDP)."
+    if getattr(ddp_cf, "ddp", False) and dist.is_initialized():
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return obj
+
+@contextmanager
+def claim_log_dir(train_cf: TrainingConfig, model_config=None, train_loader=None, ddp_cf=None):
+    "Hold `train_cf.log_dir` for one run: rank 0 locks and checks it (`check_log_dir`); every rank gets the verdict and yields the checkpoint to resume from (or None)."
+    if train_cf.log_dir is None: # no files, nothing to guard
+        yield None
+        return
+    master = getattr(ddp_cf, "master_process", True)
+    lock, error, verdict = None, None, {"error": None, "resume_from": None}
+    if master:
+        try:
+            lock = RunLock(train_cf.log_dir).acquire()
+            path = check_log_dir(train_cf, model_config, getattr(ddp_cf, "ddp_world_size", 1), _data_identity(train_loader))
+            verdict["resume_from"] = None if path is None else str(path)
+        except Exception as e:
+            error, verdict["error"] = e, str(e)
+    verdict = _broadcast_object(verdict, ddp_cf) # every rank stops here, or none does
+    try:
+        if verdict["error"] is not None:
+            if error is not None: raise error
+            raise RunDirError(verdict["error"])
+        yield None if verdict["resume_from"] is None else Path(verdict["resume_from"])
+    finally:
+        if lock is not None: lock.release()
+
+# %% ../nbs/02_train.ipynb #c4a1e023
+class NonFiniteLossError(FloatingPointError):
+    "Training produced a non-finite loss or gradient norm; nothing of that step was saved."
+
+def _nonfinite_message(step: int, loss: float, norm: float, train_cf, last_good) -> str:
+    what = f"the gradient norm is {norm} (loss {loss})" if math.isfinite(loss) else f"the training loss is {loss} (gradient norm {norm})"
+    msg = f"step {step}: {what}: training diverged; stopped without writing a checkpoint of this step. "
+    if last_good is not None:
+        msg += (f"The last good checkpoint is {last_good}: continue from it with --resume (resume=True) after lowering "
+                f"--max-lr (now {train_cf.max_lr:g}) or checking the data")
+    elif train_cf.log_dir is not None:
+        msg += (f"No checkpoint was written before it: start again with a lower --max-lr (now {train_cf.max_lr:g}) "
+                f"and --overwrite (overwrite=True)")
+    else:
+        msg += f"Start again with a lower max_lr (now {train_cf.max_lr:g})"
+    return msg
+
 # %% ../nbs/02_train.ipynb #07dff900
 def _log_line(log_file, line):
     if log_file is not None:
@@ -450,9 +655,9 @@ def _trim_log(log_file, last_step):
     keep = [l for l in log_file.read_text().splitlines() if l.split() and l.split()[0].isdigit() and int(l.split()[0]) <= last_step]
     tmp = log_file.with_suffix(".txt.tmp"); tmp.write_text("".join(l + "\n" for l in keep)); os.replace(tmp, log_file)
 
-def _resume(train_cf, model, optimizer, train_loader, ddp_cf) -> int:
-    "Load the latest checkpoint of `log_dir` (if any) into everything; return the step to start from."
-    path = latest_checkpoint(train_cf.log_dir) if train_cf.log_dir else None
+def _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=None) -> int:
+    "Load checkpoint `path` (default: the latest whole one of `log_dir`, if any) into everything; return the step to start from."
+    if path is None and train_cf.log_dir: path = latest_good_checkpoint(train_cf.log_dir, verbose=ddp_cf.master_process)
     master = ddp_cf.master_process
     if path is None:
         if master: print(f"resume: no checkpoint in {train_cf.log_dir!r}, starting from step 0")
@@ -475,6 +680,12 @@ def _due(step, interval, last_step): return bool(interval) and (step % interval 
 def train_GPT(model, train_loader, val_loader, train_cf: TrainingConfig, ddp_cf: DDPConfig, optimizer=None, enc=None,
               stop_at_step: int | None = None) -> dict:
     "Train `model` for `train_cf.max_steps` optimizer steps (validation, HellaSwag, samples, log, checkpoints); returns a summary."
+    with claim_log_dir(train_cf, getattr(raw_model(model), "config", None), train_loader, ddp_cf) as resume_from: # one run per folder
+        return _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer, enc, stop_at_step, resume_from)
+
+def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=None, enc=None, stop_at_step=None,
+                resume_from=None) -> dict:
+    "`train_GPT`'s loop, run while it holds `log_dir`."
     master, device, device_type = ddp_cf.master_process, ddp_cf.device, ddp_cf.device_type
     world = getattr(ddp_cf, "ddp_world_size", 1)
     raw, ddp_model = raw_model(model), _find_ddp(model)
@@ -499,12 +710,14 @@ def train_GPT(model, train_loader, val_loader, train_cf: TrainingConfig, ddp_cf:
     use_autocast = _use_autocast(train_cf, ddp_cf)
     enc = enc if enc is not None else data.get_tokenizer()
 
-    start_step = _resume(train_cf, model, optimizer, train_loader, ddp_cf) if train_cf.resume else 0
+    start_step = _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=resume_from) if train_cf.resume else 0
     log_dir = Path(train_cf.log_dir) if train_cf.log_dir else None
     log_file = log_dir / "log.txt" if (log_dir is not None and master) else None
     if log_file is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        if start_step == 0: log_file.write_text("") # a new run starts a new log
+        if start_step == 0:
+            if train_cf.overwrite: _remove_run_files(log_dir) # nothing of the old run stays behind
+            log_file.write_text("") # a new run starts a new log
         else: _trim_log(log_file, start_step - 1)
 
     summary = dict(start_step=start_step, steps=0, final_val_loss=None, min_train_loss=None, final_train_loss=None,
@@ -575,6 +788,10 @@ def train_GPT(model, train_loader, val_loader, train_cf: TrainingConfig, ddp_cf:
                 if mfu is not None: line += f" | mfu: {100 * mfu:.1f}%"
                 print(line, flush=True)
             _log_line(log_file, f"{step} train {loss_val:.6f}")
+            norm_val = norm.item()
+            if not (math.isfinite(loss_val) and math.isfinite(norm_val)): # the same on every rank: all stop here
+                last_good = summary["last_checkpoint"] or resume_from
+                raise NonFiniteLossError(_nonfinite_message(step, loss_val, norm_val, train_cf, last_good))
             # ---- stop / checkpoint ----
             stop = stopper.requested or (stop_at_step is not None and step >= stop_at_step)
             if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): # every rank stops at the same step
@@ -595,32 +812,51 @@ def train_GPT(model, train_loader, val_loader, train_cf: TrainingConfig, ddp_cf:
     return summary
 
 # %% ../nbs/02_train.ipynb #385e1fb5
+import sys
+
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="buildnanogpt-train", description="Train GPT-2 (the CPU default on the bundled corpus, "
                                 "or --preset gpt2_124m). Runs under torchrun --nproc_per_node=N unchanged.")
+    cpu, gpt = TrainingConfig.cpu_default(), TrainingConfig.gpt2_124m()
+    fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+    preset = lambda k: f"(default: {fmt(getattr(cpu, k))} with cpu_default, {fmt(getattr(gpt, k))} with gpt2_124m)"
     a = p.add_argument
     a("--preset", default="cpu_default", choices=["cpu_default", "gpt2_124m"], help="training preset (default: cpu_default)")
-    a("--data-dir", help="folder of token shards (default: the preset's; cpu_default prepares data/shakespeare)")
-    a("--model", help="GPTConfig preset to train from scratch, e.g. cpu_tiny, cpu_small, gpt2_124m (default: the preset's)")
-    a("--init-from", metavar="NAME_OR_DIR", help="fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a save_pretrained folder")
-    a("--max-steps", type=int); a("--warmup-steps", type=int)
-    a("--batch-size", "-B", type=int, dest="B", help="micro-batch size B"); a("--seq-len", "-T", type=int, dest="T", help="sequence length T")
-    a("--total-batch-size", type=int, help="tokens per optimizer step")
-    a("--max-lr", type=float); a("--min-lr", type=float); a("--weight-decay", type=float)
-    a("--log-dir", help="log.txt and checkpoints (default: log)")
-    a("--resume", action="store_true", default=None, help="continue from the latest checkpoint in --log-dir")
-    a("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the training step")
+    a("--data-dir", help=f"folder of token shards {preset('data_dir')}; cpu_default prepares its folder on first use")
+    a("--model", help=f"GPTConfig preset to train from scratch: cpu_tiny, cpu_small, gpt2_124m, ... {preset('model_name')}")
+    a("--init-from", metavar="NAME_OR_DIR", help="fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a "
+      "save_pretrained folder (default: none, random init)")
+    a("--max-steps", type=int, help=f"optimizer steps in the run {preset('max_steps')}")
+    a("--warmup-steps", type=int, help=f"linear warm-up steps {preset('warmup_steps')}")
+    a("--batch-size", "-B", type=int, dest="B", help=f"micro-batch size B {preset('B')}")
+    a("--seq-len", "-T", type=int, dest="T", help=f"sequence length T {preset('T')}")
+    a("--total-batch-size", type=int, help=f"tokens per optimizer step {preset('total_batch_size')}")
+    a("--max-lr", type=float, help=f"peak learning rate {preset('max_lr')}; a tenth of it with --init-from")
+    a("--min-lr", type=float, help="floor of the cosine decay (default: a tenth of --max-lr)")
+    a("--weight-decay", type=float, help=f"AdamW weight decay {preset('weight_decay')}")
+    a("--log-dir", help="log.txt and checkpoints; one run per folder (default: log)")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--resume", action="store_true", default=None,
+                     help="continue from the newest whole checkpoint in --log-dir (default: off)")
+    run.add_argument("--overwrite", action="store_true", default=None,
+                     help="delete the run in --log-dir (checkpoints, log, plot) and start over (default: off)")
+    a("--compile", action=argparse.BooleanOptionalAction, default=None, help=f"torch.compile the training step {preset('compile')}")
     a("--autocast", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on CUDA only)")
     a("--hellaswag-dir", help="folder with hellaswag_val.jsonl (default: hellaswag)")
-    a("--no-hellaswag", action="store_true", help="skip the HellaSwag evaluation")
-    a("--val-interval", type=int); a("--val-loss-steps", type=int); a("--hellaswag-interval", type=int); a("--sample-interval", type=int)
-    a("--checkpoint-interval", type=int); a("--seed", type=int)
-    a("--device", help="cpu, cuda, cuda:1, mps (default: automatic)")
+    a("--no-hellaswag", action="store_true", help="skip the HellaSwag evaluation (default: evaluate when the file is there)")
+    a("--val-interval", type=int, help=f"validation every N steps {preset('val_interval')}")
+    a("--val-loss-steps", type=int, help=f"micro-batches per validation {preset('val_loss_steps')}")
+    a("--hellaswag-interval", type=int, help=f"HellaSwag every N steps {preset('hellaswag_interval')}")
+    a("--sample-interval", type=int, help=f"print samples every N steps {preset('sample_interval')}")
+    a("--checkpoint-interval", type=int, help=f"checkpoint every N steps, and at the last {preset('checkpoint_interval')}")
+    a("--seed", type=int, help=f"random seed (default: {cpu.seed})")
+    a("--device", help="cpu, cuda, cuda:1, mps (default: automatic: cuda, then mps, then cpu)")
     a("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice; 1 is faster on a busy machine)")
+    a("--debug", action="store_true", help="show the Python traceback of an error (default: off; or set BUILDNANOGPT_DEBUG=1)")
     return p
 
 _CLI_FIELDS = ["B", "T", "total_batch_size", "max_steps", "warmup_steps", "max_lr", "min_lr", "weight_decay", "log_dir",
-               "resume", "compile", "autocast", "hellaswag_dir", "val_interval", "val_loss_steps", "hellaswag_interval", "sample_interval",
+               "resume", "overwrite", "compile", "autocast", "hellaswag_dir", "val_interval", "val_loss_steps", "hellaswag_interval", "sample_interval",
                "checkpoint_interval", "seed", "data_dir"]
 
 def _plot_run(train_cf, preset: str):
@@ -636,7 +872,7 @@ def train_main(argv=None) -> dict:
     "The CLI's work: parse `argv`, build configs, data, model, train; returns `train_GPT`'s summary (master prints)."
     args = _build_parser().parse_args(argv)
     if args.threads is not None:
-        if args.threads < 1: raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+        if args.threads < 1: raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     ddp_cf = DDPConfig(device=args.device)
     try:
@@ -668,6 +904,19 @@ def train_main(argv=None) -> dict:
     finally:
         ddp_cf.destroy()
 
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, RunDirError)
+
+def _debug(argv) -> bool:
+    "`--debug` on the command line or BUILDNANOGPT_DEBUG set (not 0): show tracebacks."
+    return "--debug" in argv or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no")
+
 def train_cli(argv=None):
-    "Console script `buildnanogpt-train` (see `--help`)."
-    train_main(argv)
+    "Console script `buildnanogpt-train` (see `--help`): a user error prints one line and exits 2, a diverged run exits 1."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try: train_main(argv)
+    except (NonFiniteLossError, *_USER_ERRORS) as e:
+        if _debug(argv): raise
+        try: rank = int(os.environ.get("RANK", "0"))
+        except ValueError: rank = 0
+        if rank == 0: print(f"buildnanogpt-train: error: {e}", file=sys.stderr, flush=True) # torchrun: once, not per rank
+        sys.exit(1 if isinstance(e, NonFiniteLossError) else 2)

@@ -6,12 +6,13 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/viz.html.md"""
 
 # %% ../nbs/03_viz.ipynb #d631f8e0
 from __future__ import annotations
-import argparse, os, re
+import argparse, os, re, sys, warnings
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['STREAMS', 'GPT2_VAL_LOSS', 'GPT2_HELLASWAG', 'GPT3_HELLASWAG', 'read_log', 'gpt2_baselines', 'plot_log', 'plot_cli']
+__all__ = ['STREAMS', 'GPT2_VAL_LOSS', 'GPT2_HELLASWAG', 'GPT3_HELLASWAG', 'nonfinite_notes', 'read_log', 'gpt2_baselines',
+           'plot_log', 'plot_cli']
 
 # %% ../nbs/03_viz.ipynb #1b43a3f6
 STREAMS = ("train", "val", "hella")  # what train_GPT logs: training loss, validation loss, HellaSwag acc_norm
@@ -29,8 +30,20 @@ def _parse_line(line: str, streams) -> tuple[int, str, float]:
     return int(step), stream, v
 
 # %% ../nbs/03_viz.ipynb #345fecb5
+def nonfinite_notes(streams: dict) -> list[str]: # one line per stream that has nan/inf values
+    "How many values of each stream of `read_log`'s result are not finite, and the first step of them."
+    notes = []
+    for stream, (steps, values) in streams.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            n, kinds = int(bad.sum()), ", ".join(sorted({str(v) for v in values[bad]}))
+            notes.append(f"{n} non-finite {stream} value{'s' if n > 1 else ''} ({kinds}), the first at step {steps[bad][0]}; "
+                         "plots and minima leave them out")
+    return notes
+
 def read_log(log_file: str | os.PathLike, # a `log.txt` written by `train_GPT` (may still be being written)
              streams=STREAMS, # the stream names allowed (`None`: any name)
+             warn: bool = True, # warn (`RuntimeWarning`) about nan/inf values: how many, and the first step
             ) -> dict[str, tuple[np.ndarray, np.ndarray]]: # stream -> (steps int64, values float64), sorted by step
     "Parse a training log of `{step} {stream} {value}` lines into per-stream arrays."
     path = Path(log_file)
@@ -52,6 +65,8 @@ def read_log(log_file: str | os.PathLike, # a `log.txt` written by `train_GPT` (
     for stream, d in records.items():
         steps = np.array(sorted(d), dtype=np.int64)
         out[stream] = (steps, np.array([d[s] for s in steps], dtype=np.float64))
+    if warn:
+        for note in nonfinite_notes(out): warnings.warn(f"{path}: {note}", RuntimeWarning, stacklevel=2)
     return out
 
 # %% ../nbs/03_viz.ipynb #1d6e33c2
@@ -69,12 +84,19 @@ def gpt2_baselines(sz: str | None = "124M", # model size: 124M, 350M, 774M or 15
 
 # %% ../nbs/03_viz.ipynb #554dab1c
 def _summary(streams) -> list[str]:
-    "The lines `plot_log` prints: best value of each stream present."
+    "The lines `plot_log` prints: best finite value of each stream present."
     lines = []
     for stream, label, best in [("train", "Min Train Loss", np.min), ("val", "Min Validation Loss", np.min),
                                 ("hella", "Max Hellaswag eval", np.max)]:
-        if stream in streams: lines.append(f"{label}: {float(best(streams[stream][1]))}")
+        values = streams[stream][1] if stream in streams else np.array([])
+        values = values[np.isfinite(values)] # a nan would win every min and max
+        if len(values): lines.append(f"{label}: {float(best(values))}")
     return lines
+
+def _finite(xs, ys):
+    "The points of a curve whose value is finite."
+    ok = np.isfinite(ys)
+    return xs[ok], ys[ok]
 
 def _draw(fig, streams, sz, base, loss_ylim, name=None):
     "Draw the loss and HellaSwag panels on `fig`."
@@ -83,7 +105,7 @@ def _draw(fig, streams, sz, base, loss_ylim, name=None):
     ax1, ax2 = fig.subplots(1, 2)
     for stream, what in [("train", "train loss"), ("val", "val loss")]:
         if stream not in streams: continue
-        xs, ys = streams[stream]
+        xs, ys = _finite(*streams[stream])
         # sparse streams (val, a short run) get markers so a single point is visible
         ax1.plot(xs, ys, marker="o" if len(xs) < 50 else None, markersize=3, label=f"{name} {what}")
     if "val_loss" in base:
@@ -93,7 +115,7 @@ def _draw(fig, streams, sz, base, loss_ylim, name=None):
     ax1.yaxis.set_major_formatter(plain); ax1.yaxis.set_minor_formatter(plain)
     if loss_ylim is not None: ax1.set_ylim(*loss_ylim)
     if "hella" in streams:
-        xs, ys = streams["hella"]
+        xs, ys = _finite(*streams["hella"])
         ax2.plot(xs, ys, marker="o" if len(xs) < 50 else None, markersize=3, label=name)
     else:
         ax2.text(0.5, 0.5, "no HellaSwag eval in this log", ha="center", va="center", transform=ax2.transAxes)
@@ -142,15 +164,25 @@ def plot_log(log_file: str | os.PathLike = "log/log.txt", # the log.txt written 
 
 # %% ../nbs/03_viz.ipynb #c7bc2812
 def plot_cli(argv: list[str] | None = None): # arguments (default: the command line)
-    "Console script `buildnanogpt-plot`: save the loss/HellaSwag plot of a training log as a PNG."
+    "Console script `buildnanogpt-plot`: save the loss/HellaSwag plot of a training log as a PNG; errors exit 2."
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = argparse.ArgumentParser(prog="buildnanogpt-plot", description="Plot a buildNanoGPT training log (log.txt).")
     p.add_argument("log", nargs="?", default="log/log.txt", help="the log.txt written by training (default: %(default)s)")
     p.add_argument("--out", default=None, help="PNG to write (default: loss.png next to the log)")
     p.add_argument("--sz", default="124M", help="model size for the GPT-2/GPT-3 baselines: "
                    f"{', '.join(GPT2_VAL_LOSS)}, or none (default: %(default)s)")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error (default: off; "
+                   "or set BUILDNANOGPT_DEBUG=1)")
     args = p.parse_args(argv)
+    debug = args.debug or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no")
     sz = None if args.sz.lower() == "none" else args.sz
     out = args.out if args.out is not None else Path(args.log).parent/"loss.png"
-    try: png = plot_log(args.log, sz=sz, out=out, show=False)
-    except (ValueError, FileNotFoundError) as e: p.exit(2, f"buildnanogpt-plot: error: {e}\n")
+    try:
+        with warnings.catch_warnings(record=True) as caught: # shown as the CLI's own warnings, on stderr
+            warnings.simplefilter("always")
+            png = plot_log(args.log, sz=sz, out=out, show=False)
+    except (ValueError, OSError) as e:
+        if debug: raise
+        p.exit(2, f"buildnanogpt-plot: error: {e}\n")
+    for w in caught: print(f"buildnanogpt-plot: warning: {w.message}", file=sys.stderr)
     print(f"saved plot to {png}")
