@@ -324,7 +324,14 @@ def hellaswag_batch_predictions(model, examples, ddp_cf, enc=None, autocast: boo
 def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int = 16, max_examples: int | None = None,
                        enc=None, autocast: bool = False):
     "HellaSwag (acc_norm) as (num_correct, num_total), batched and split across ranks; None when the file is absent."
-    if not _hellaswag_file(data_dir).is_file(): return None
+    here = _hellaswag_file(data_dir).is_file()
+    if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): # machines need not share a disk: all ranks must agree
+        flag = torch.tensor(int(here), device=ddp_cf.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        if here and not flag.item() and getattr(ddp_cf, "master_process", True):
+            print(f"HellaSwag: {_hellaswag_file(data_dir)} is missing on another machine, so no rank evaluates it")
+        here = bool(flag.item())
+    if not here: return None
     m = raw_model(model)
     was_training = m.training
     m.eval()

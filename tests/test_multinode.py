@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from test_ddp import _env, _train_losses, _write_shards
+from test_ddp import _env, _train_losses, _write_hellaswag, _write_shards
 
 STEPS = 6 # stopped after step 1, resumed and stopped after step 3, resumed to the end with the nodes' roles swapped
 B, T = 2, 32
@@ -84,9 +84,12 @@ def test_two_nodes_without_shared_disk_resume(tmp_path):
     assert "stopped after step 1" in out0 and "=> calculated gradient accumulation steps: 2" in out0, out0
     assert _ckpts(nodes[0]) == ["model_00001.pt"] and not _ckpts(nodes[1])
 
-    # 2. resumed on both nodes: node 1 has no checkpoint file; rank 0 reads its own and sends it to rank 1
-    out0, _ = _two_nodes(nodes, ["--resume", "--stop-at-step", "3"], "run2")
+    # 2. resumed on both nodes: node 1 has no checkpoint file; rank 0 reads its own and sends it to rank 1.
+    # Only node 0 has the HellaSwag file: the ranks agree to skip it (one evaluating alone would wait for the other forever)
+    _write_hellaswag(nodes[0] / "hellaswag", n=5)
+    out0, _ = _two_nodes(nodes, ["--resume", "--stop-at-step", "3", "--hellaswag-dir", "hellaswag", "--hellaswag-interval", "1"], "run2")
     assert "resuming from log/model_00001.pt (step 1)" in out0 and "step     2 |" in out0 and "step     0 |" not in out0, out0
+    assert "is missing on another machine, so no rank evaluates it" in out0 and "HellaSwag accuracy" not in out0, out0
     assert _ckpts(nodes[0]) == ["model_00001.pt", "model_00003.pt"] and not _ckpts(nodes[1])
 
     # 3. resumed with the roles swapped (node 1 gets rank 0 and has no checkpoint): rank 1 holds the newest and sends it
