@@ -103,7 +103,7 @@ class DDPConfig:
         # An early leaver is what aborts: gloo's threads outlive destroy_process_group (DDP keeps the group alive) and one
         # still finishing its last collective while the interpreter shuts down kills the process. On an error we do not
         # wait: the other ranks may be stuck in a collective, and torchrun stops them once this rank has exited.
-        if wait if wait is not None else sys.exc_info()[0] is None: dist.barrier()
+        if (wait if wait is not None else sys.exc_info()[0] is None): dist.barrier()
         dist.destroy_process_group()
 
     def barrier(self):
@@ -465,12 +465,13 @@ def _load_for_all_ranks(log_dir, ddp_cf):
     steps = _gather(_checkpoint_step(own), ddp_cf)
     src = max(range(len(steps)), key=lambda r: (steps[r], -r)) # the newest; rank 0 when it has it
     if steps[src] < 0: return None, None
-    payload = None
+    payload, error = None, None
     if getattr(ddp_cf, "ddp_rank", 0) == src:
         try: payload = (str(own), load_checkpoint(own, map_location="cpu"), None)
-        except Exception as e: payload = (str(own), None, e) # every rank raises it, none waits forever
-    path, ckpt, err = broadcast_object(payload, ddp_cf, src=src)
-    if err is not None: raise err
+        except Exception as e: payload, error = (str(own), None, f"{type(e).__name__}: {e}"), e
+    path, ckpt, err = broadcast_object(payload, ddp_cf, src=src) # an error is sent too: every rank stops, none waits forever
+    if error is not None: raise error
+    if err is not None: raise RuntimeError(f"rank {src} could not read the checkpoint {path}: {err}")
     if src != 0 and getattr(ddp_cf, "master_process", True):
         print(f"resume: the newest checkpoint is on rank {src}'s machine ({path}); log.txt continues on this one")
     return Path(path), ckpt
