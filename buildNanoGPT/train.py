@@ -12,6 +12,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -30,25 +31,38 @@ from .model import GPT, GPTConfig
 __all__ = ['DDPConfig', 'all_reduce_mean', 'all_reduce_sum', 'TrainingConfig', 'get_lr', 'set_random_seed', 'raw_model',
            'create_model', 'evaluate_loss', 'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text',
            'get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'model_from_checkpoint', 'checkpoint_problem', 'latest_good_checkpoint',
-           'resume_mismatches', 'GracefulStop', 'RunDirError', 'RunLock', 'check_log_dir', 'claim_log_dir',
-           'NonFiniteLossError', 'train_GPT', 'train_main', 'train_cli']
+           'load_checkpoint', 'model_from_checkpoint', 'broadcast_object', 'once_per_machine', 'checkpoint_problem',
+           'latest_good_checkpoint', 'resume_mismatches', 'GracefulStop', 'RunDirError', 'RunLock', 'check_log_dir',
+           'claim_log_dir', 'NonFiniteLossError', 'train_GPT', 'train_main', 'train_cli']
 
 # %% ../nbs/02_train.ipynb #7d4a9b11
-def _autodetect_device() -> str:
-    if torch.cuda.is_available(): return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return "mps"
-    return "cpu"
+def _mps_available() -> bool: return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
-def _check_device(device: str) -> str:
-    try: dev = torch.device(device)
+def _resolve_device(requested: str | None, # what the user asked for ('cpu', 'cuda', 'cuda:1', 'mps'); None: automatic
+                    local_rank: int = 0,    # torchrun's LOCAL_RANK: this process's index on its machine
+                    ddp: bool = False,      # launched by torchrun
+                    cuda_available: bool = False, device_count: int = 0, mps_available: bool = False) -> str:
+    "The device of this process, from the request and the machine's facts (passed in, so every branch is testable)."
+    if requested is None:
+        if not ddp: return "cuda" if cuda_available else "mps" if mps_available else "cpu"
+        requested = "cuda" if cuda_available else "cpu" # torchrun: one GPU per process, else the CPU (gloo)
+    try: dev = torch.device(requested)
     except RuntimeError as e:
-        raise ValueError(f"device {device!r} is not a valid torch device ({e}); use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but CUDA is not available here; pass device='cpu'")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {device!r} was requested but MPS is not available here; pass device='cpu'")
-    return device
+        raise ValueError(f"device {requested!r} is not a valid torch device ({e}); use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+    if dev.type == "mps" and not mps_available:
+        raise ValueError(f"device {requested!r} was requested but MPS is not available here; pass device='cpu'")
+    if dev.type != "cuda": return requested
+    if not cuda_available:
+        raise ValueError(f"device {requested!r} was requested but CUDA is not available here; pass device='cpu'")
+    if ddp and dev.index is None: dev = torch.device("cuda", local_rank) # under torchrun 'cuda' means cuda:LOCAL_RANK
+    elif ddp and dev.index != local_rank:
+        raise ValueError(f"--device {requested} under torchrun with LOCAL_RANK={local_rank}: every rank would share GPU "
+                         f"{dev.index}; pass --device cuda (device='cuda'), which gives each rank cuda:LOCAL_RANK")
+    if dev.index is not None and dev.index >= device_count:
+        hint = (f"start at most {device_count} process(es) per machine (torchrun --nproc_per_node={device_count})" if ddp
+                else f"use an index below {device_count}")
+        raise ValueError(f"device {str(dev)!r} was requested but this machine has {device_count} GPU(s); {hint}")
+    return str(dev) if ddp else requested
 
 @dataclass
 class DDPConfig:
@@ -71,12 +85,11 @@ class DDPConfig:
             except KeyError as e:
                 raise RuntimeError(f"RANK is set but {e.args[0]} is not: launch with torchrun, which sets RANK, LOCAL_RANK "
                                    f"and WORLD_SIZE, or unset RANK for a single-process run") from None
-            if self.device is None:
-                self.device = f"cuda:{self.ddp_local_rank}" if torch.cuda.is_available() else "cpu"
         else:
             self.ddp_rank, self.ddp_local_rank, self.ddp_world_size = 0, 0, 1
-            if self.device is None: self.device = _autodetect_device()
-        self.device = _check_device(self.device)
+        cuda = torch.cuda.is_available()
+        self.device = _resolve_device(self.device, self.ddp_local_rank, self.ddp, cuda, torch.cuda.device_count() if cuda else 0,
+                                      _mps_available())
         self.device_type = torch.device(self.device).type
         self.master_process = self.ddp_rank == 0 # rank 0 logs, prints and writes checkpoints
         if self.backend is None: self.backend = "nccl" if self.device_type == "cuda" else "gloo"
@@ -85,9 +98,14 @@ class DDPConfig:
             if not dist.is_initialized(): dist.init_process_group(backend=self.backend)
         if self.master_process and self.verbose: print(f"using device: {self.device}")
 
-    def destroy(self):
-        "Leave the process group (call once at the end of a torchrun script)."
-        if self.ddp and dist.is_initialized(): dist.destroy_process_group()
+    def destroy(self, wait: bool | None = None):
+        "Leave the process group (call once at the end of a torchrun script), after every rank got there (`wait`; default: unless an exception is on its way)."
+        if not (self.ddp and dist.is_initialized()): return
+        # An early leaver is what aborts: gloo's threads outlive destroy_process_group (DDP keeps the group alive) and one
+        # still finishing its last collective while the interpreter shuts down kills the process. On an error we do not
+        # wait: the other ranks may be stuck in a collective, and torchrun stops them once this rank has exited.
+        if (wait if wait is not None else sys.exc_info()[0] is None): dist.barrier()
+        dist.destroy_process_group()
 
     def barrier(self):
         "Wait for every rank (no-op in a single process)."
@@ -243,8 +261,9 @@ def create_model(ddp_cf, pre_trained: bool = False, config: GPTConfig | None = N
         model = GPT(config if config is not None else GPTConfig(vocab_size=50304))
     model.to(ddp_cf.device)
     if getattr(ddp_cf, "ddp", False):
-        # device_ids only for CUDA; on CPU (gloo) DDP must not be given device ids
-        model = DDP(model, device_ids=[ddp_cf.ddp_local_rank]) if ddp_cf.device_type == "cuda" else DDP(model)
+        # device_ids: the GPU this rank actually uses; on the CPU (gloo) DDP must not be given device ids
+        dev = torch.device(ddp_cf.device)
+        model = DDP(model, device_ids=[dev.index if dev.index is not None else torch.cuda.current_device()]) if dev.type == "cuda" else DDP(model)
     if compile: model = torch.compile(model) # after DDP, as PyTorch recommends (DDP-aware graph breaks)
     return model
 
@@ -309,7 +328,14 @@ def hellaswag_batch_predictions(model, examples, ddp_cf, enc=None, autocast: boo
 def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int = 16, max_examples: int | None = None,
                        enc=None, autocast: bool = False):
     "HellaSwag (acc_norm) as (num_correct, num_total), batched and split across ranks; None when the file is absent."
-    if not _hellaswag_file(data_dir).is_file(): return None
+    here = _hellaswag_file(data_dir).is_file()
+    if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): # machines need not share a disk: all ranks must agree
+        flag = torch.tensor(int(here), device=ddp_cf.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        if here and not flag.item() and getattr(ddp_cf, "master_process", True):
+            print(f"HellaSwag: {_hellaswag_file(data_dir)} is missing on another machine, so no rank evaluates it")
+        here = bool(flag.item())
+    if not here: return None
     m = raw_model(model)
     was_training = m.training
     m.eval()
@@ -435,6 +461,40 @@ def model_from_checkpoint(path, ddp_cf) -> GPT:
     model = create_model(ddp_cf, config=GPTConfig(**ckpt["config"]))
     raw_model(model).load_state_dict(ckpt["model"])
     return model
+
+# %% ../nbs/02_train.ipynb #1ba027de
+def broadcast_object(obj, ddp_cf, src: int = 0):
+    "Rank `src`'s `obj` on every rank (pickled: tensors come back on the device they were on); `obj` itself without DDP."
+    if not (getattr(ddp_cf, "ddp", False) and dist.is_initialized()): return obj
+    box = [obj if ddp_cf.ddp_rank == src else None]
+    # nccl moves the bytes through this rank's GPU, gloo through the CPU
+    dist.broadcast_object_list(box, src=src, device=torch.device(ddp_cf.device) if ddp_cf.device_type == "cuda" else None)
+    return box[0]
+
+def once_per_machine(fn, ddp_cf):
+    "Run `fn()` on each machine's first process (`LOCAL_RANK` 0: machines need not share a disk), then wait for every rank."
+    if getattr(ddp_cf, "ddp_local_rank", 0) == 0: fn()
+    if getattr(ddp_cf, "ddp", False): ddp_cf.barrier()
+
+def _checkpoint_step(path) -> int: return int(Path(path).stem[6:]) if path is not None else -1
+
+def _load_for_all_ranks(log_dir, ddp_cf, path=None):
+    "(path, checkpoint) of the newest whole checkpoint in any rank's `log_dir` (rank 0's `path` when given), read by one rank and sent to all; (None, None) if none."
+    if path is not None and getattr(ddp_cf, "master_process", True): own = Path(path)
+    else: own = latest_good_checkpoint(log_dir, verbose=False) if log_dir else None # every rank looks on its own machine
+    steps = _gather(_checkpoint_step(own), ddp_cf)
+    src = max(range(len(steps)), key=lambda r: (steps[r], -r)) # the newest; rank 0 when it has it
+    if steps[src] < 0: return None, None
+    payload, error = None, None
+    if getattr(ddp_cf, "ddp_rank", 0) == src:
+        try: payload = (str(own), load_checkpoint(own, map_location="cpu"), None)
+        except Exception as e: payload, error = (str(own), None, f"{type(e).__name__}: {e}"), e
+    path, ckpt, err = broadcast_object(payload, ddp_cf, src=src) # an error is sent too: every rank stops, none waits forever
+    if error is not None: raise error
+    if err is not None: raise RuntimeError(f"rank {src} could not read the checkpoint {path}: {err}")
+    if src != 0 and getattr(ddp_cf, "master_process", True):
+        print(f"resume: the newest checkpoint is on rank {src}'s machine ({path}); log.txt continues on this one")
+    return Path(path), ckpt
 
 # %% ../nbs/02_train.ipynb #c4a1e002
 import zipfile
@@ -589,19 +649,12 @@ def check_log_dir(train_cf: TrainingConfig, # its `log_dir`, `resume` and `overw
         return None
     diffs = resume_mismatches(torch.load(path, map_location="cpu", weights_only=True, mmap=True), model_config, train_cf,
                               world_size, data_id)
-    if diffs:
-        raise RunDirError(f"cannot resume from {path}: this run differs from it in what continuing needs:\n  " +
-                          "\n  ".join(diffs) + "\nresume with the checkpoint's settings, or start a new run "
-                          "(--overwrite, or another --log-dir)")
+    if diffs: raise RunDirError(_mismatch_message(path, diffs))
     return path
 
-def _broadcast_object(obj, ddp_cf):
-    "Rank 0's `obj` on every rank (collective under DDP)."
-    if getattr(ddp_cf, "ddp", False) and dist.is_initialized():
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-    return obj
+def _mismatch_message(path, diffs) -> str:
+    return (f"cannot resume from {path}: this run differs from it in what continuing needs:\n  " + "\n  ".join(diffs) +
+            "\nresume with the checkpoint's settings, or start a new run (--overwrite, or another --log-dir)")
 
 @contextmanager
 def claim_log_dir(train_cf: TrainingConfig, model_config=None, train_loader=None, ddp_cf=None):
@@ -618,7 +671,7 @@ def claim_log_dir(train_cf: TrainingConfig, model_config=None, train_loader=None
             verdict["resume_from"] = None if path is None else str(path)
         except Exception as e:
             error, verdict["error"] = e, str(e)
-    verdict = _broadcast_object(verdict, ddp_cf) # every rank stops here, or none does
+    verdict = broadcast_object(verdict, ddp_cf) # every rank stops here, or none does
     try:
         if verdict["error"] is not None:
             if error is not None: raise error
@@ -656,13 +709,17 @@ def _trim_log(log_file, last_step):
     tmp = log_file.with_suffix(".txt.tmp"); tmp.write_text("".join(l + "\n" for l in keep)); os.replace(tmp, log_file)
 
 def _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=None) -> int:
-    "Load checkpoint `path` (default: the latest whole one of `log_dir`, if any) into everything; return the step to start from."
-    if path is None and train_cf.log_dir: path = latest_good_checkpoint(train_cf.log_dir, verbose=ddp_cf.master_process)
+    "Load the checkpoint to resume from into everything (`path`: rank 0's pick, else the newest whole one any rank holds); return the step to start from."
+    checked = None if path is None else Path(path)
+    path, ckpt = _load_for_all_ranks(train_cf.log_dir, ddp_cf, path) # machines need not share a disk
     master = ddp_cf.master_process
     if path is None:
         if master: print(f"resume: no checkpoint in {train_cf.log_dir!r}, starting from step 0")
         return 0
-    ckpt = load_checkpoint(path, map_location="cpu")
+    if path != checked: # found on another machine: check it as `claim_log_dir` checked rank 0's
+        diffs = resume_mismatches(ckpt, getattr(raw_model(model), "config", None), train_cf,
+                                  getattr(ddp_cf, "ddp_world_size", 1), _data_identity(train_loader))
+        if diffs: raise RunDirError(_mismatch_message(path, diffs))
     raw_model(model).load_state_dict(ckpt["model"])
     if ckpt.get("optimizer") is not None: optimizer.load_state_dict(ckpt["optimizer"])
     states = ckpt.get("train_loader")
@@ -853,6 +910,7 @@ def _build_parser() -> argparse.ArgumentParser:
     a("--device", help="cpu, cuda, cuda:1, mps (default: automatic: cuda, then mps, then cpu)")
     a("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice; 1 is faster on a busy machine)")
     a("--debug", action="store_true", help="show the Python traceback of an error (default: off; or set BUILDNANOGPT_DEBUG=1)")
+    a("--stop-at-step", type=int, help=argparse.SUPPRESS) # stop (checkpoint, exit) after this step, as Ctrl-C would: for tests
     return p
 
 _CLI_FIELDS = ["B", "T", "total_batch_size", "max_steps", "warmup_steps", "max_lr", "min_lr", "weight_decay", "log_dir",
@@ -883,15 +941,14 @@ def train_main(argv=None) -> dict:
         if args.init_from and args.max_lr is None: kw["max_lr"] = preset.max_lr / 10 # fine-tuning: gentler
         train_cf = TrainingConfig.from_name(args.preset, **kw)
         set_random_seed(train_cf.seed)
-        if args.preset == "cpu_default" and args.data_dir is None: # the bundled corpus, prepared once
-            if ddp_cf.master_process: data.shakespeare_prep(data_dir=train_cf.data_dir)
-            ddp_cf.barrier()
+        if args.preset == "cpu_default" and args.data_dir is None: # the bundled corpus, prepared once per machine
+            once_per_machine(lambda: data.shakespeare_prep(data_dir=train_cf.data_dir), ddp_cf)
         train_loader = data.DataLoaderLite(B=train_cf.B, T=train_cf.T, ddp_cf=ddp_cf, split="train", data_root=train_cf.data_dir)
         val_loader = data.DataLoaderLite(B=train_cf.B, T=train_cf.T, ddp_cf=ddp_cf, split="val", data_root=train_cf.data_dir)
         if args.init_from: model = create_model(ddp_cf, pre_trained=True, model_type=args.init_from)
         else: model = create_model(ddp_cf, config=train_cf.gpt_config())
         t0 = time.perf_counter()
-        summary = train_GPT(model, train_loader, val_loader, train_cf, ddp_cf)
+        summary = train_GPT(model, train_loader, val_loader, train_cf, ddp_cf, stop_at_step=args.stop_at_step)
         summary["wall_time_s"] = time.perf_counter() - t0
         if ddp_cf.master_process:
             v, tps = summary["final_val_loss"], summary["tokens_per_sec"]
@@ -910,13 +967,23 @@ def _debug(argv) -> bool:
     "`--debug` on the command line or BUILDNANOGPT_DEBUG set (not 0): show tracebacks."
     return "--debug" in argv or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no")
 
+def _end_torchrun_worker(code: int = 0):
+    "Under torchrun, end this finished worker now: gloo's threads outlive `destroy_process_group` and can abort a shutting-down interpreter."
+    if int(os.environ.get("RANK", -1)) == -1: return
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(code) # the work is done and saved (files are written and renamed); skip only the interpreter's teardown
+
 def train_cli(argv=None):
     "Console script `buildnanogpt-train` (see `--help`): a user error prints one line and exits 2, a diverged run exits 1."
     argv = sys.argv[1:] if argv is None else list(argv)
-    try: train_main(argv)
+    try:
+        train_main(argv)
+        _end_torchrun_worker(0)
     except (NonFiniteLossError, *_USER_ERRORS) as e:
         if _debug(argv): raise
         try: rank = int(os.environ.get("RANK", "0"))
         except ValueError: rank = 0
         if rank == 0: print(f"buildnanogpt-train: error: {e}", file=sys.stderr, flush=True) # torchrun: once, not per rank
-        sys.exit(1 if isinstance(e, NonFiniteLossError) else 2)
+        code = 1 if isinstance(e, NonFiniteLossError) else 2
+        _end_torchrun_worker(code)
+        sys.exit(code)
