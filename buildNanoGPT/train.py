@@ -31,9 +31,9 @@ from .model import GPT, GPTConfig
 __all__ = ['DDPConfig', 'all_reduce_mean', 'all_reduce_sum', 'TrainingConfig', 'get_lr', 'set_random_seed', 'raw_model',
            'create_model', 'evaluate_loss', 'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text',
            'get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'model_from_checkpoint', 'broadcast_object', 'once_per_machine', 'checkpoint_problem',
-           'latest_good_checkpoint', 'resume_mismatches', 'GracefulStop', 'RunDirError', 'RunLock', 'check_log_dir',
-           'claim_log_dir', 'NonFiniteLossError', 'train_GPT', 'train_main', 'train_cli']
+           'load_checkpoint', 'model_from_checkpoint', 'checkpoint_problem', 'latest_good_checkpoint',
+           'resume_mismatches', 'broadcast_object', 'once_per_machine', 'GracefulStop', 'RunDirError', 'RunLock',
+           'check_log_dir', 'claim_log_dir', 'NonFiniteLossError', 'train_GPT', 'train_main', 'train_cli']
 
 # %% ../nbs/02_train.ipynb #7d4a9b11
 def _mps_available() -> bool: return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -462,40 +462,6 @@ def model_from_checkpoint(path, ddp_cf) -> GPT:
     raw_model(model).load_state_dict(ckpt["model"])
     return model
 
-# %% ../nbs/02_train.ipynb #1ba027de
-def broadcast_object(obj, ddp_cf, src: int = 0):
-    "Rank `src`'s `obj` on every rank (pickled: tensors come back on the device they were on); `obj` itself without DDP."
-    if not (getattr(ddp_cf, "ddp", False) and dist.is_initialized()): return obj
-    box = [obj if ddp_cf.ddp_rank == src else None]
-    # nccl moves the bytes through this rank's GPU, gloo through the CPU
-    dist.broadcast_object_list(box, src=src, device=torch.device(ddp_cf.device) if ddp_cf.device_type == "cuda" else None)
-    return box[0]
-
-def once_per_machine(fn, ddp_cf):
-    "Run `fn()` on each machine's first process (`LOCAL_RANK` 0: machines need not share a disk), then wait for every rank."
-    if getattr(ddp_cf, "ddp_local_rank", 0) == 0: fn()
-    if getattr(ddp_cf, "ddp", False): ddp_cf.barrier()
-
-def _checkpoint_step(path) -> int: return int(Path(path).stem[6:]) if path is not None else -1
-
-def _load_for_all_ranks(log_dir, ddp_cf, path=None):
-    "(path, checkpoint) of the newest whole checkpoint in any rank's `log_dir` (rank 0's `path` when given), read by one rank and sent to all; (None, None) if none."
-    if path is not None and getattr(ddp_cf, "master_process", True): own = Path(path)
-    else: own = latest_good_checkpoint(log_dir, verbose=False) if log_dir else None # every rank looks on its own machine
-    steps = _gather(_checkpoint_step(own), ddp_cf)
-    src = max(range(len(steps)), key=lambda r: (steps[r], -r)) # the newest; rank 0 when it has it
-    if steps[src] < 0: return None, None
-    payload, error = None, None
-    if getattr(ddp_cf, "ddp_rank", 0) == src:
-        try: payload = (str(own), load_checkpoint(own, map_location="cpu"), None)
-        except Exception as e: payload, error = (str(own), None, f"{type(e).__name__}: {e}"), e
-    path, ckpt, err = broadcast_object(payload, ddp_cf, src=src) # an error is sent too: every rank stops, none waits forever
-    if error is not None: raise error
-    if err is not None: raise RuntimeError(f"rank {src} could not read the checkpoint {path}: {err}")
-    if src != 0 and getattr(ddp_cf, "master_process", True):
-        print(f"resume: the newest checkpoint is on rank {src}'s machine ({path}); log.txt continues on this one")
-    return Path(path), ckpt
-
 # %% ../nbs/02_train.ipynb #c4a1e002
 import zipfile
 
@@ -541,6 +507,40 @@ def resume_mismatches(ckpt: dict, # a checkpoint (`load_checkpoint`)
     # a value the checkpoint does not record (an older checkpoint) cannot be checked
     return [f"{name}: checkpoint {was!r}, this run {now!r}" for name, was, now in pairs
             if was is not None and now is not None and was != now]
+
+# %% ../nbs/02_train.ipynb #1ba027de
+def broadcast_object(obj, ddp_cf, src: int = 0):
+    "Rank `src`'s `obj` on every rank (pickled: tensors come back on the device they were on); `obj` itself without DDP."
+    if not (getattr(ddp_cf, "ddp", False) and dist.is_initialized()): return obj
+    box = [obj if ddp_cf.ddp_rank == src else None]
+    # nccl moves the bytes through this rank's GPU, gloo through the CPU
+    dist.broadcast_object_list(box, src=src, device=torch.device(ddp_cf.device) if ddp_cf.device_type == "cuda" else None)
+    return box[0]
+
+def once_per_machine(fn, ddp_cf):
+    "Run `fn()` on each machine's first process (`LOCAL_RANK` 0: machines need not share a disk), then wait for every rank."
+    if getattr(ddp_cf, "ddp_local_rank", 0) == 0: fn()
+    if getattr(ddp_cf, "ddp", False): ddp_cf.barrier()
+
+def _checkpoint_step(path) -> int: return int(Path(path).stem[6:]) if path is not None else -1
+
+def _load_for_all_ranks(log_dir, ddp_cf, path=None):
+    "(path, checkpoint) of the newest whole checkpoint in any rank's `log_dir` (rank 0's `path` when given), read by one rank and sent to all; (None, None) if none."
+    if path is not None and getattr(ddp_cf, "master_process", True): own = Path(path)
+    else: own = latest_good_checkpoint(log_dir, verbose=False) if log_dir else None # every rank looks on its own machine
+    steps = _gather(_checkpoint_step(own), ddp_cf)
+    src = max(range(len(steps)), key=lambda r: (steps[r], -r)) # the newest; rank 0 when it has it
+    if steps[src] < 0: return None, None
+    payload, error = None, None
+    if getattr(ddp_cf, "ddp_rank", 0) == src:
+        try: payload = (str(own), load_checkpoint(own, map_location="cpu"), None)
+        except Exception as e: payload, error = (str(own), None, f"{type(e).__name__}: {e}"), e
+    path, ckpt, err = broadcast_object(payload, ddp_cf, src=src) # an error is sent too: every rank stops, none waits forever
+    if error is not None: raise error
+    if err is not None: raise RuntimeError(f"rank {src} could not read the checkpoint {path}: {err}")
+    if src != 0 and getattr(ddp_cf, "master_process", True):
+        print(f"resume: the newest checkpoint is on rank {src}'s machine ({path}); log.txt continues on this one")
+    return Path(path), ckpt
 
 # %% ../nbs/02_train.ipynb #b419dbce
 class GracefulStop:
