@@ -138,6 +138,17 @@ def test_walkthrough_twins_keep_to_themselves():
     assert all(arg == "twin_dir" for s in cells for arg in re.findall(r"rmtree\(([^)]*)\)", s))
 
 
+def test_walkthrough_frees_the_gpu_before_torchrun():
+    "The kernel lets go of the trial's model and PyTorch's cached GPU memory before torchrun's processes need the GPUs."
+    nb = json.loads((NBS / "04_gpu_walkthrough.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    trial = next(i for i, s in enumerate(cells) if "trial = train_GPT(" in s)
+    torchrun = next(i for i, s in enumerate(cells) if "run(torchrun + run_args)" in s)
+    between = "\n".join(cells[trial + 1:torchrun])
+    assert trial < torchrun and "del model" in between and "torch.cuda.empty_cache()" in between
+    assert "torch._dynamo.reset()" in between # compiled graphs hold the model's weights too
+
+
 def test_index_rehearsal(local_inputs, tmp_path):
     gpu_root = tmp_path / "gpu"
     params = f"""# Parameters
