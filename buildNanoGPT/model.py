@@ -359,7 +359,7 @@ def save_hf(self: GPT, path):
 # %% ../nbs/01_model.ipynb #0033a1cc
 @patch
 def configure_optimizers(self: GPT, weight_decay, learning_rate, device_type, master_process=True, betas=(0.9, 0.95), eps=1e-8):
-    "AdamW with `weight_decay` on the parameters of dim >= 2 only; fused on CUDA. Prints the seed's summary when `master_process`."
+    "AdamW with `weight_decay` on the parameters of dim >= 2 only; fused on CUDA. Prints the original package's summary when `master_process`."
     params = [p for p in self.parameters() if p.requires_grad] # tied weight listed once
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]

@@ -127,7 +127,7 @@ def all_reduce_sum(t: torch.Tensor, ddp_cf) -> torch.Tensor:
 # %% ../nbs/02_train.ipynb #29f6eada
 @dataclass
 class TrainingConfig:
-    "Training hyper-parameters; `TrainingConfig()` is the seed's short run, see the `gpt2_124m` and `cpu_default` presets."
+    "Training hyper-parameters; `TrainingConfig()` is the original package's short run, see the `gpt2_124m` and `cpu_default` presets."
     total_batch_size: int = 524288     # tokens per optimizer step (2**19, ~0.5M as in GPT-3 125M)
     B: int = 16                        # micro-batch size (rows per forward; the 124M preset uses 64)
     T: int = 1024                      # sequence length
