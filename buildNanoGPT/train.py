@@ -768,13 +768,27 @@ def _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=None) -> int:
 def _due(step, interval, last_step): return bool(interval) and (step % interval == 0 or last_step)
 
 def train_GPT(model, train_loader, val_loader, train_cf: TrainingConfig, ddp_cf: DDPConfig, optimizer=None, enc=None,
-              stop_at_step: int | None = None) -> dict:
+              stop_at_step: int | None = None,
+              live_plot=False, # True: in Jupyter, loss curves redrawn in place as it trains (or a `viz.LivePlot`)
+             ) -> dict:
     "Train `model` for `train_cf.max_steps` optimizer steps (validation, HellaSwag, samples, log, checkpoints); returns a summary."
     with claim_log_dir(train_cf, getattr(raw_model(model), "config", None), train_loader, ddp_cf) as resume_from: # one run per folder
-        return _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer, enc, stop_at_step, resume_from)
+        return _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer, enc, stop_at_step, resume_from, live_plot)
+
+def _live_plot(live_plot, train_cf, log_file, master):
+    "The `viz.LivePlot` of this run (master rank, in a notebook), seeded with the log of a resumed run; None: no live plot."
+    if not live_plot or not master: return None
+    if live_plot is True:
+        from buildNanoGPT.viz import LivePlot # imported here: matplotlib loads only when asked for
+        live_plot = LivePlot(sz="124M" if train_cf.model_name == "gpt2_124m" else None)
+    if not live_plot.available:
+        print("live_plot: no notebook display here (it needs a Jupyter kernel); the curves are in log.txt (buildnanogpt-plot)")
+        return None
+    if log_file is not None and log_file.exists(): live_plot.add_log(log_file)
+    return live_plot
 
 def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=None, enc=None, stop_at_step=None,
-                resume_from=None) -> dict:
+                resume_from=None, live_plot=False) -> dict:
     "`train_GPT`'s loop, run while it holds `log_dir`."
     master, device, device_type = ddp_cf.master_process, ddp_cf.device, ddp_cf.device_type
     world = getattr(ddp_cf, "ddp_world_size", 1)
@@ -813,6 +827,7 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
     summary = dict(start_step=start_step, steps=0, tokens=0, final_val_loss=None, best_val_loss=None, min_train_loss=None,
                    final_train_loss=None, hellaswag_acc=None, tokens_per_sec=None, last_checkpoint=None, stopped_early=False,
                    elapsed_s=0.0)
+    live = _live_plot(live_plot, train_cf, log_file, master)
     progress = show_progress(ddp_cf) # bars for validation and HellaSwag: master rank, terminal only
     t_run = time.perf_counter() # elapsed and ETA count everything: steps, evaluations, samples, checkpoints
     timed_tokens, timed_dt = 0, 0.0
@@ -829,6 +844,7 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
                     summary["best_val_loss"] = val_loss
                 if master: print(f"validation loss: {val_loss:.4f}")
                 _log_line(log_file, f"{step} val {val_loss:.4f}")
+                if live is not None: live.add(step, "val", val_loss)
             if train_cf.hellaswag and _due(step, train_cf.hellaswag_interval, last_step):
                 res = evaluate_hellaswag(model, ddp_cf, train_cf.hellaswag_dir, train_cf.hellaswag_batch,
                                          train_cf.hellaswag_max_examples, enc=enc, autocast=use_autocast,
@@ -844,6 +860,7 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
                     summary["hellaswag_acc"] = acc
                     if master: print(f"HellaSwag accuracy: {correct}/{total}={acc:.4f}")
                     _log_line(log_file, f"{step} hella {acc:.4f}")
+                    if live is not None: live.add(step, "hella", acc)
             if train_cf.sample_interval and ((step > 0 and step % train_cf.sample_interval == 0) or last_step):
                 generate_text(model, enc, ddp_cf, num_return_sequences=train_cf.num_return_sequences,
                               max_length=train_cf.sample_max_length)
@@ -888,6 +905,7 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
                 line += f" | elapsed {fmt_duration(elapsed)} | eta {fmt_duration(eta)}"
                 print(line, flush=True)
             _log_line(log_file, f"{step} train {loss_val:.6f}")
+            if live is not None and math.isfinite(loss_val): live.add(step, "train", loss_val); live.draw()
             norm_val = norm.item()
             if not (math.isfinite(loss_val) and math.isfinite(norm_val)): # the same on every rank: all stop here
                 last_good = summary["last_checkpoint"] or resume_from
@@ -907,6 +925,7 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
                 summary["stopped_early"] = True
                 if master: print(f"stopped after step {step}" + (f"; resume with resume=True (--resume)" if log_dir else ""))
                 break
+    if live is not None: live.close() # the final curves
     summary["last_step"] = step
     summary["tokens_per_sec"] = timed_tokens / timed_dt if timed_dt > 0 else None
     return summary
