@@ -147,7 +147,8 @@ class TrainingConfig:
     hellaswag_max_examples: int | None = None # evaluate only the first N examples (None: all 10,042)
     sample_interval: int = 250         # print samples every N steps (and at the last step); 0: never
     num_return_sequences: int = 4
-    sample_max_length: int = 32
+    sample_max_length: int = 32        # tokens per sample, the prompt included
+    sample_prompt: str = "Hello, I'm a language model," # the lecture's prompt; cpu_default starts a speech instead
     log_dir: str | None = "log"        # log.txt and checkpoints; None: no files
     checkpoint_interval: int = 5000    # checkpoint every N steps; the last step is always saved; 0: last only
     resume: bool = False               # continue from the latest checkpoint in log_dir
@@ -862,7 +863,7 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
                     _log_line(log_file, f"{step} hella {acc:.4f}")
                     if live is not None: live.add(step, "hella", acc)
             if train_cf.sample_interval and ((step > 0 and step % train_cf.sample_interval == 0) or last_step):
-                generate_text(model, enc, ddp_cf, num_return_sequences=train_cf.num_return_sequences,
+                generate_text(model, enc, ddp_cf, prompt=train_cf.sample_prompt, num_return_sequences=train_cf.num_return_sequences,
                               max_length=train_cf.sample_max_length)
             # ---- one optimizer step ----
             model.train()
