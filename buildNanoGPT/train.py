@@ -204,12 +204,13 @@ class TrainingConfig:
 
     @classmethod
     def cpu_default(cls, **kw):
-        "A few minutes on a laptop CPU: `GPTConfig.cpu_small()` on the bundled Shakespeare corpus."
-        return cls(**{**dict(total_batch_size=4096, B=16, T=128, max_lr=3e-3, warmup_steps=3, max_steps=30,
-                             weight_decay=0.1, val_interval=10, val_loss_steps=4, hellaswag_interval=15,
-                             hellaswag_max_examples=200, sample_interval=15, num_return_sequences=2,
-                             checkpoint_interval=15, data_dir="data/shakespeare", model_name="cpu_small",
-                             vocab_size=50257), **kw})
+        "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_narrow()` reads 563k tokens of the bundled plays."
+        # chosen by experiment (BENCHMARKS.md): in a fixed time, small steps of 1,024 tokens and a narrow model learn most
+        return cls(**{**dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=20, max_steps=550,
+                             weight_decay=0.1, val_interval=110, val_loss_steps=12, hellaswag_interval=275,
+                             hellaswag_max_examples=200, sample_interval=275, num_return_sequences=2,
+                             sample_max_length=64, sample_prompt="KING.\n", checkpoint_interval=275,
+                             data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), **kw})
 
     @classmethod
     def from_name(cls, name: str, **kw):
@@ -943,7 +944,7 @@ def _build_parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--preset", default="cpu_default", choices=["cpu_default", "gpt2_124m"], help="training preset (default: cpu_default)")
     a("--data-dir", help=f"folder of token shards {preset('data_dir')}; cpu_default prepares its folder on first use")
-    a("--model", help=f"GPTConfig preset to train from scratch: cpu_tiny, cpu_small, gpt2_124m, ... {preset('model_name')}")
+    a("--model", help=f"GPTConfig preset to train from scratch: cpu_tiny, cpu_narrow, cpu_small, gpt2_124m, ... {preset('model_name')}")
     a("--init-from", metavar="NAME_OR_DIR", help="fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a "
       "save_pretrained folder (default: none, random init)")
     a("--max-steps", type=int, help=f"optimizer steps in the run {preset('max_steps')}")
