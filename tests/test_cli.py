@@ -114,7 +114,7 @@ def test_init_from_pretrained_dir(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"loading weights from pretrained gpt: {hf_dir}" in r.stdout
-    assert "step     0 | loss" in r.stdout and "lr 1.0000e-04" in r.stdout # a tenth of max_lr 3e-3, warm-up 1/3
+    assert "step     0 | loss" in r.stdout and "lr 2.5000e-05" in r.stdout # a tenth of max_lr 5e-3, warm-up step 1 of 20
     png = log_dir / "loss.png" # the run ends by plotting its log
     assert f"plot: {png}" in r.stdout and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     sd = torch.load(log_dir / "model_00001.pt")["model"]
