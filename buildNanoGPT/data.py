@@ -567,7 +567,7 @@ def edu_fineweb10B_prep(data_dir="edu_fineweb10B", is_test: bool = False, source
     return data_dir
 
 # %% ../nbs/00_data.ipynb #72b77dd9
-SHAKESPEARE_SHARD_SIZE = 32768
+SHAKESPEARE_SHARD_SIZE = 50_000 # 1,508,592 tokens: a val shard, 29 full train shards and one of 8,592
 
 def shakespeare_docs() -> list[dict]:
     "The bundled plays, one `{'text', 'title'}` document per play, sorted by file name."

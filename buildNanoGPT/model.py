@@ -65,8 +65,13 @@ class GPTConfig:
         return cls(**{**dict(block_size=128, n_layer=4, n_head=4, n_embd=128), **kw})
 
     @classmethod
+    def cpu_narrow(cls, **kw):
+        "The CPU default: 4 layers, 4 heads, width 64, context 128 (3,424,704 parameters, 3,216,448 of them the tied embedding)."
+        return cls(**{**dict(block_size=128, n_layer=4, n_head=4, n_embd=64), **kw})
+
+    @classmethod
     def from_name(cls, name: str, **kw):
-        "A preset by name: '124M'/'gpt2', '350M'/'gpt2-medium', '774M'/'gpt2-large', '1558M'/'gpt2-xl', 'cpu_tiny', 'cpu_small'."
+        "A preset by name: '124M'/'gpt2', '350M'/'gpt2-medium', '774M'/'gpt2-large', '1558M'/'gpt2-xl', 'cpu_tiny', 'cpu_narrow', 'cpu_small'."
         key = str(name).strip().lower().replace("-", "_")
         if key not in _PRESET_NAMES:
             raise ValueError(f"unknown GPT config name {name!r}; choose one of {sorted(set(_PRESET_NAMES))}")
@@ -77,7 +82,7 @@ _PRESET_NAMES = {
     "350m": "gpt2_350m", "gpt2_medium": "gpt2_350m", "gpt2_350m": "gpt2_350m",
     "774m": "gpt2_774m", "gpt2_large": "gpt2_774m", "gpt2_774m": "gpt2_774m",
     "1558m": "gpt2_1558m", "1.5b": "gpt2_1558m", "gpt2_xl": "gpt2_1558m", "gpt2_1558m": "gpt2_1558m",
-    "cpu_tiny": "cpu_tiny", "tiny": "cpu_tiny", "cpu_small": "cpu_small", "small_cpu": "cpu_small",
+    "cpu_tiny": "cpu_tiny", "tiny": "cpu_tiny", "cpu_narrow": "cpu_narrow", "cpu_small": "cpu_small", "small_cpu": "cpu_small",
 }
 
 # %% ../nbs/01_model.ipynb #208ebb2c

@@ -28,12 +28,13 @@ from . import data
 from .model import GPT, GPTConfig
 
 # %% auto #0
-__all__ = ['DDPConfig', 'all_reduce_mean', 'all_reduce_sum', 'TrainingConfig', 'get_lr', 'set_random_seed', 'raw_model',
-           'create_model', 'evaluate_loss', 'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text',
-           'get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'model_from_checkpoint', 'checkpoint_problem', 'latest_good_checkpoint',
-           'resume_mismatches', 'broadcast_object', 'once_per_machine', 'GracefulStop', 'RunDirError', 'RunLock',
-           'check_log_dir', 'claim_log_dir', 'NonFiniteLossError', 'train_GPT', 'train_main', 'train_cli']
+__all__ = ['LECTURE_PROMPT', 'DDPConfig', 'all_reduce_mean', 'all_reduce_sum', 'TrainingConfig', 'get_lr', 'set_random_seed',
+           'raw_model', 'create_model', 'fmt_duration', 'eta_seconds', 'show_progress', 'evaluate_loss',
+           'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text', 'get_rng_state', 'set_rng_state',
+           'checkpoint_path', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint',
+           'checkpoint_problem', 'latest_good_checkpoint', 'resume_mismatches', 'broadcast_object', 'once_per_machine',
+           'GracefulStop', 'RunDirError', 'RunLock', 'check_log_dir', 'claim_log_dir', 'NonFiniteLossError',
+           'train_GPT', 'train_main', 'run_report', 'train_cli', 'sample_from_checkpoint', 'sample_cli']
 
 # %% ../nbs/02_train.ipynb #7d4a9b11
 def _mps_available() -> bool: return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -146,7 +147,8 @@ class TrainingConfig:
     hellaswag_max_examples: int | None = None # evaluate only the first N examples (None: all 10,042)
     sample_interval: int = 250         # print samples every N steps (and at the last step); 0: never
     num_return_sequences: int = 4
-    sample_max_length: int = 32
+    sample_max_length: int = 32        # tokens per sample, the prompt included
+    sample_prompt: str = "Hello, I'm a language model," # the lecture's prompt; cpu_default starts a speech instead
     log_dir: str | None = "log"        # log.txt and checkpoints; None: no files
     checkpoint_interval: int = 5000    # checkpoint every N steps; the last step is always saved; 0: last only
     resume: bool = False               # continue from the latest checkpoint in log_dir
@@ -202,12 +204,13 @@ class TrainingConfig:
 
     @classmethod
     def cpu_default(cls, **kw):
-        "A few minutes on a laptop CPU: `GPTConfig.cpu_small()` on the bundled Shakespeare corpus."
-        return cls(**{**dict(total_batch_size=4096, B=16, T=128, max_lr=3e-3, warmup_steps=3, max_steps=30,
-                             weight_decay=0.1, val_interval=10, val_loss_steps=4, hellaswag_interval=15,
-                             hellaswag_max_examples=200, sample_interval=15, num_return_sequences=2,
-                             checkpoint_interval=15, data_dir="data/shakespeare", model_name="cpu_small",
-                             vocab_size=50257), **kw})
+        "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_narrow()` reads 563k tokens of the bundled plays."
+        # chosen by experiment (BENCHMARKS.md): in a fixed time, small steps of 1,024 tokens and a narrow model learn most
+        return cls(**{**dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=20, max_steps=550,
+                             weight_decay=0.1, val_interval=110, val_loss_steps=12, hellaswag_interval=275,
+                             hellaswag_max_examples=200, sample_interval=275, num_return_sequences=2,
+                             sample_max_length=64, sample_prompt="KING.\n", checkpoint_interval=275,
+                             data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), **kw})
 
     @classmethod
     def from_name(cls, name: str, **kw):
@@ -267,6 +270,32 @@ def create_model(ddp_cf, pre_trained: bool = False, config: GPTConfig | None = N
     if compile: model = torch.compile(model) # after DDP, as PyTorch recommends (DDP-aware graph breaks)
     return model
 
+# %% ../nbs/02_train.ipynb #e12a0002
+from tqdm import tqdm
+
+def fmt_duration(seconds: float) -> str:
+    "A duration as a clock shows it: `0:42`, `12:05`, `1:02:03`."
+    s = int(round(max(0.0, seconds)))
+    h, m, s = s // 3600, s // 60 % 60, s % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+def eta_seconds(elapsed: float, # seconds since the first step of this run started
+                done: int,       # steps finished in this run
+                total: int,      # steps this run will do
+               ) -> float | None: # None before the first step ends
+    "Time left: the mean time per step so far times the steps left."
+    return elapsed / done * (total - done) if done > 0 else None
+
+def show_progress(ddp_cf=None, stream=None) -> bool:
+    "Whether to show progress bars: on the master rank, and only when `stream` (default stderr) is a terminal."
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return bool(getattr(ddp_cf, "master_process", True) and isatty is not None and isatty())
+
+def _bar(iterable=None, total=None, desc=None, progress: bool = False, **kw):
+    "A tqdm bar on stderr that leaves no line behind; a silent pass-through when `progress` is off."
+    return tqdm(iterable, total=total, desc=desc, disable=not progress, leave=False, file=sys.stderr, dynamic_ncols=True, **kw)
+
 # %% ../nbs/02_train.ipynb #995e4035
 def _autocast(ddp_cf, enabled):
     "bf16 autocast context on `ddp_cf`'s device when `enabled`, else a no-op."
@@ -277,14 +306,16 @@ def _use_autocast(train_cf, ddp_cf) -> bool:
     return ddp_cf.device_type == "cuda" if flag is None else bool(flag) and ddp_cf.device_type in ("cuda", "cpu")
 
 @torch.no_grad()
-def evaluate_loss(model, val_loader, ddp_cf, steps: int = 20, autocast: bool = False) -> float:
+def evaluate_loss(model, val_loader, ddp_cf, steps: int = 20, autocast: bool = False,
+                  progress: bool = False, # a tqdm bar on stderr (`show_progress`)
+                 ) -> float:
     "Mean loss of the raw `model` over `steps` batches from the start of `val_loader`, averaged over ranks."
     m = raw_model(model)
     was_training = m.training
     m.eval()
     val_loader.reset()
     total = torch.zeros((), device=ddp_cf.device)
-    for _ in range(steps):
+    for _ in _bar(range(steps), desc="validation", progress=progress):
         x, y = val_loader.next_batch()
         x, y = x.to(ddp_cf.device), y.to(ddp_cf.device)
         with _autocast(ddp_cf, autocast): _, loss = m(x, y, return_logits=False)
@@ -326,7 +357,9 @@ def hellaswag_batch_predictions(model, examples, ddp_cf, enc=None, autocast: boo
     return preds.tolist(), labels
 
 def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int = 16, max_examples: int | None = None,
-                       enc=None, autocast: bool = False):
+                       enc=None, autocast: bool = False,
+                       progress: bool = False, # a tqdm bar on stderr (`show_progress`)
+                      ):
     "HellaSwag (acc_norm) as (num_correct, num_total), batched and split across ranks; None when the file is absent."
     here = _hellaswag_file(data_dir).is_file()
     if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): # machines need not share a disk: all ranks must agree
@@ -346,12 +379,14 @@ def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int 
         if batch:
             preds, labels = hellaswag_batch_predictions(m, batch, ddp_cf, enc=enc, autocast=autocast)
             correct += sum(int(p == l) for p, l in zip(preds, labels)); total += len(batch); batch = []
+    bar = _bar(total=max_examples or 10042, desc="HellaSwag", unit="ex", progress=progress) # 10,042: the val split
     for i, ex in enumerate(data.iterate_examples("val", data_dir=data_dir)):
         if max_examples is not None and i >= max_examples: break
+        bar.update(1)
         if i % world != rank: continue # this rank's share
         batch.append(ex)
         if len(batch) == batch_examples: flush()
-    flush()
+    flush(); bar.close()
     counts = all_reduce_sum(torch.tensor([correct, total], dtype=torch.long, device=ddp_cf.device), ddp_cf)
     m.train(was_training)
     return int(counts[0]), int(counts[1])
@@ -735,13 +770,27 @@ def _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=None) -> int:
 def _due(step, interval, last_step): return bool(interval) and (step % interval == 0 or last_step)
 
 def train_GPT(model, train_loader, val_loader, train_cf: TrainingConfig, ddp_cf: DDPConfig, optimizer=None, enc=None,
-              stop_at_step: int | None = None) -> dict:
+              stop_at_step: int | None = None,
+              live_plot=False, # True: in Jupyter, loss curves redrawn in place as it trains (or a `viz.LivePlot`)
+             ) -> dict:
     "Train `model` for `train_cf.max_steps` optimizer steps (validation, HellaSwag, samples, log, checkpoints); returns a summary."
     with claim_log_dir(train_cf, getattr(raw_model(model), "config", None), train_loader, ddp_cf) as resume_from: # one run per folder
-        return _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer, enc, stop_at_step, resume_from)
+        return _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer, enc, stop_at_step, resume_from, live_plot)
+
+def _live_plot(live_plot, train_cf, log_file, master):
+    "The `viz.LivePlot` of this run (master rank, in a notebook), seeded with the log of a resumed run; None: no live plot."
+    if not live_plot or not master: return None
+    if live_plot is True:
+        from buildNanoGPT.viz import LivePlot # imported here: matplotlib loads only when asked for
+        live_plot = LivePlot(sz="124M" if train_cf.model_name == "gpt2_124m" else None)
+    if not live_plot.available:
+        print("live_plot: no notebook display here (it needs a Jupyter kernel); the curves are in log.txt (buildnanogpt-plot)")
+        return None
+    if log_file is not None and log_file.exists(): live_plot.add_log(log_file)
+    return live_plot
 
 def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=None, enc=None, stop_at_step=None,
-                resume_from=None) -> dict:
+                resume_from=None, live_plot=False) -> dict:
     "`train_GPT`'s loop, run while it holds `log_dir`."
     master, device, device_type = ddp_cf.master_process, ddp_cf.device, ddp_cf.device_type
     world = getattr(ddp_cf, "ddp_world_size", 1)
@@ -777,8 +826,12 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
             log_file.write_text("") # a new run starts a new log
         else: _trim_log(log_file, start_step - 1)
 
-    summary = dict(start_step=start_step, steps=0, final_val_loss=None, min_train_loss=None, final_train_loss=None,
-                   hellaswag_acc=None, tokens_per_sec=None, last_checkpoint=None, stopped_early=False)
+    summary = dict(start_step=start_step, steps=0, tokens=0, final_val_loss=None, best_val_loss=None, min_train_loss=None,
+                   final_train_loss=None, hellaswag_acc=None, tokens_per_sec=None, last_checkpoint=None, stopped_early=False,
+                   elapsed_s=0.0)
+    live = _live_plot(live_plot, train_cf, log_file, master)
+    progress = show_progress(ddp_cf) # bars for validation and HellaSwag: master rank, terminal only
+    t_run = time.perf_counter() # elapsed and ETA count everything: steps, evaluations, samples, checkpoints
     timed_tokens, timed_dt = 0, 0.0
     hellaswag_reported_missing = False
     step = start_step - 1
@@ -787,13 +840,17 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
             last_step = step == train_cf.max_steps - 1
             # ---- evaluation (not timed) ----
             if val_loader is not None and _due(step, train_cf.val_interval, last_step):
-                val_loss = evaluate_loss(model, val_loader, ddp_cf, train_cf.val_loss_steps, use_autocast)
+                val_loss = evaluate_loss(model, val_loader, ddp_cf, train_cf.val_loss_steps, use_autocast, progress=progress)
                 summary["final_val_loss"] = val_loss
+                if math.isfinite(val_loss) and (summary["best_val_loss"] is None or val_loss < summary["best_val_loss"]):
+                    summary["best_val_loss"] = val_loss
                 if master: print(f"validation loss: {val_loss:.4f}")
                 _log_line(log_file, f"{step} val {val_loss:.4f}")
+                if live is not None: live.add(step, "val", val_loss)
             if train_cf.hellaswag and _due(step, train_cf.hellaswag_interval, last_step):
                 res = evaluate_hellaswag(model, ddp_cf, train_cf.hellaswag_dir, train_cf.hellaswag_batch,
-                                         train_cf.hellaswag_max_examples, enc=enc, autocast=use_autocast)
+                                         train_cf.hellaswag_max_examples, enc=enc, autocast=use_autocast,
+                                         progress=progress)
                 if res is None:
                     if master and not hellaswag_reported_missing:
                         print(f"HellaSwag: {_hellaswag_file(train_cf.hellaswag_dir)} not found, skipping the HellaSwag "
@@ -805,8 +862,9 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
                     summary["hellaswag_acc"] = acc
                     if master: print(f"HellaSwag accuracy: {correct}/{total}={acc:.4f}")
                     _log_line(log_file, f"{step} hella {acc:.4f}")
+                    if live is not None: live.add(step, "hella", acc)
             if train_cf.sample_interval and ((step > 0 and step % train_cf.sample_interval == 0) or last_step):
-                generate_text(model, enc, ddp_cf, num_return_sequences=train_cf.num_return_sequences,
+                generate_text(model, enc, ddp_cf, prompt=train_cf.sample_prompt, num_return_sequences=train_cf.num_return_sequences,
                               max_length=train_cf.sample_max_length)
             # ---- one optimizer step ----
             model.train()
@@ -836,6 +894,9 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
             if step > start_step or train_cf.max_steps - start_step == 1: timed_tokens, timed_dt = timed_tokens + tokens, timed_dt + dt
             loss_val = loss_accum.item()
             summary["steps"] += 1
+            summary["tokens"] += tokens
+            summary["elapsed_s"] = elapsed = time.perf_counter() - t_run
+            eta = eta_seconds(elapsed, step - start_step + 1, train_cf.max_steps - start_step)
             summary["final_train_loss"] = loss_val
             summary["min_train_loss"] = loss_val if summary["min_train_loss"] is None else min(summary["min_train_loss"], loss_val)
             if master and (step % train_cf.log_interval == 0 or last_step):
@@ -843,8 +904,10 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
                         f"dt: {dt*1000:.2f}ms | tok/sec: {tps:.2f}")
                 mfu = raw.estimate_mfu(tps / world, T=T) if device_type == "cuda" and hasattr(raw, "estimate_mfu") else None
                 if mfu is not None: line += f" | mfu: {100 * mfu:.1f}%"
+                line += f" | elapsed {fmt_duration(elapsed)} | eta {fmt_duration(eta)}"
                 print(line, flush=True)
             _log_line(log_file, f"{step} train {loss_val:.6f}")
+            if live is not None and math.isfinite(loss_val): live.add(step, "train", loss_val); live.draw()
             norm_val = norm.item()
             if not (math.isfinite(loss_val) and math.isfinite(norm_val)): # the same on every rank: all stop here
                 last_good = summary["last_checkpoint"] or resume_from
@@ -864,6 +927,7 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
                 summary["stopped_early"] = True
                 if master: print(f"stopped after step {step}" + (f"; resume with resume=True (--resume)" if log_dir else ""))
                 break
+    if live is not None: live.close() # the final curves
     summary["last_step"] = step
     summary["tokens_per_sec"] = timed_tokens / timed_dt if timed_dt > 0 else None
     return summary
@@ -880,7 +944,7 @@ def _build_parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--preset", default="cpu_default", choices=["cpu_default", "gpt2_124m"], help="training preset (default: cpu_default)")
     a("--data-dir", help=f"folder of token shards {preset('data_dir')}; cpu_default prepares its folder on first use")
-    a("--model", help=f"GPTConfig preset to train from scratch: cpu_tiny, cpu_small, gpt2_124m, ... {preset('model_name')}")
+    a("--model", help=f"GPTConfig preset to train from scratch: cpu_tiny, cpu_narrow, cpu_small, gpt2_124m, ... {preset('model_name')}")
     a("--init-from", metavar="NAME_OR_DIR", help="fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a "
       "save_pretrained folder (default: none, random init)")
     a("--max-steps", type=int, help=f"optimizer steps in the run {preset('max_steps')}")
@@ -928,6 +992,7 @@ def _plot_run(train_cf, preset: str):
 
 def train_main(argv=None) -> dict:
     "The CLI's work: parse `argv`, build configs, data, model, train; returns `train_GPT`'s summary (master prints)."
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _build_parser().parse_args(argv)
     if args.threads is not None:
         if args.threads < 1: raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -942,7 +1007,7 @@ def train_main(argv=None) -> dict:
         train_cf = TrainingConfig.from_name(args.preset, **kw)
         set_random_seed(train_cf.seed)
         if args.preset == "cpu_default" and args.data_dir is None: # the bundled corpus, prepared once per machine
-            once_per_machine(lambda: data.shakespeare_prep(data_dir=train_cf.data_dir), ddp_cf)
+            once_per_machine(lambda: data.shakespeare_prep(data_dir=train_cf.data_dir, progress=show_progress(ddp_cf)), ddp_cf)
         train_loader = data.DataLoaderLite(B=train_cf.B, T=train_cf.T, ddp_cf=ddp_cf, split="train", data_root=train_cf.data_dir)
         val_loader = data.DataLoaderLite(B=train_cf.B, T=train_cf.T, ddp_cf=ddp_cf, split="val", data_root=train_cf.data_dir)
         if args.init_from: model = create_model(ddp_cf, pre_trained=True, model_type=args.init_from)
@@ -957,9 +1022,44 @@ def train_main(argv=None) -> dict:
             print(f"trained {summary['steps']} steps in {summary['wall_time_s']:.1f}s" + (f", {tps:.0f} tok/sec" if tps else "")
                   + (f"; checkpoint: {summary['last_checkpoint']}" if summary["last_checkpoint"] else ""))
             summary["plot"] = _plot_run(train_cf, args.preset)
+            print("\n".join(run_report(summary, train_cf, argv, ddp_cf.ddp_world_size)), flush=True)
         return summary
     finally:
         ddp_cf.destroy()
+
+def _continue_argv(argv, max_steps: int | None = None) -> list[str]:
+    "This run's `argv` made into the one that continues it: `--resume` (not `--overwrite`), and `--max-steps max_steps` if given."
+    out, skip = [], False
+    drop_values = {"--stop-at-step"} | ({"--max-steps"} if max_steps is not None else set())
+    for a in argv:
+        if skip: skip = False; continue
+        name = a.split("=", 1)[0]
+        if name in ("--resume", "--overwrite", "--debug"): continue
+        if name in drop_values: skip = "=" not in a; continue
+        out.append(a)
+    return out + ["--resume"] + (["--max-steps", str(max_steps)] if max_steps is not None else [])
+
+def run_report(summary: dict, # what `train_main` returns (`train_GPT`'s summary with `wall_time_s` and `plot`)
+               train_cf: TrainingConfig, argv=(), # the run's config and its command-line arguments
+               world_size: int = 1) -> list[str]:
+    "The lines that end a CLI run: steps, tokens, time, best val loss, files, and the commands to continue it or sample from it."
+    import shlex
+    tps, secs = summary.get("tokens_per_sec"), summary.get("wall_time_s") or summary.get("elapsed_s") or 0.0
+    first, last = summary.get("start_step", 0), summary.get("last_step", summary.get("steps", 0) - 1)
+    lines = ["run summary:",
+             f"  steps:         {summary['steps']} (steps {first}-{last} of {train_cf.max_steps}), {summary.get('tokens', 0):,} tokens "
+             f"in {fmt_duration(secs)}" + (f" ({tps:,.0f} tok/sec)" if tps else "")]
+    if summary.get("best_val_loss") is not None:
+        lines.append(f"  best val loss: {summary['best_val_loss']:.4f} (last {summary['final_val_loss']:.4f})")
+    if summary.get("last_checkpoint"): lines.append(f"  checkpoint:    {summary['last_checkpoint']}")
+    if summary.get("plot"): lines.append(f"  plot:          {summary['plot']}")
+    if train_cf.log_dir is not None and summary.get("last_checkpoint"):
+        launcher = ["torchrun", f"--nproc_per_node={world_size}", "$(which buildnanogpt-train)"] if world_size > 1 else ["buildnanogpt-train"]
+        more = None if summary.get("stopped_early") else 2 * train_cf.max_steps # a finished run goes on with a longer schedule
+        label = "continue:     " if more is None else "train longer: "
+        lines.append(f"  {label} " + " ".join(launcher + [shlex.quote(a) for a in _continue_argv(argv, more)]))
+        lines.append(f"  sample:        buildnanogpt-sample {shlex.quote(str(train_cf.log_dir))}")
+    return lines
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, RunDirError)
 
@@ -987,3 +1087,81 @@ def train_cli(argv=None):
         code = 1 if isinstance(e, NonFiniteLossError) else 2
         _end_torchrun_worker(code)
         sys.exit(code)
+
+# %% ../nbs/02_train.ipynb #e12b0002
+LECTURE_PROMPT = "Hello, I'm a language model," # the lecture's prompt (the 124M run samples with it)
+
+def _checkpoint_to_sample(path) -> Path:
+    "The checkpoint file `path` names: itself, or the newest whole checkpoint of a log folder."
+    p = Path(path)
+    if p.is_dir():
+        found = latest_good_checkpoint(p)
+        if found is not None: return found
+        if _checkpoints(p): raise ValueError(f"no checkpoint in {str(p)!r} can be loaded (each one's problem is printed above)")
+        raise FileNotFoundError(f"{str(p)!r} holds no checkpoint (model_XXXXX.pt): pass the --log-dir of a run that "
+                                "wrote one (default: log), or a checkpoint file")
+    if not p.exists():
+        raise FileNotFoundError(f"{str(p)!r} is neither a log folder nor a checkpoint file: pass the --log-dir of a run "
+                                "(default: log) or one of its model_XXXXX.pt files")
+    return p
+
+def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is used) or a `model_XXXXX.pt` file
+                           prompt: str | None = None, # None: the prompt the run sampled with (its `sample_prompt`)
+                           max_new_tokens: int = 64, # tokens to generate after the prompt
+                           temperature: float = 1.0, # 0: greedy (always the most likely token)
+                           top_k: int | None = 50, # sample among the k most likely tokens; None: all
+                           seed: int = 42, # the same seed gives the same samples
+                           num_samples: int = 3, # samples, generated together as one batch
+                           device: str | None = None, # 'cpu', 'cuda', 'mps'; None: automatic
+                           enc=None, verbose: bool = True, # print each sample
+                          ) -> list[str]: # the samples, each starting with the prompt
+    "Load a run's checkpoint with the safe loader and print `num_samples` continuations of `prompt` (KV-cache decoding)."
+    for k, v in (("max_new_tokens", max_new_tokens), ("num_samples", num_samples)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k} must be a positive int, got {v!r}")
+    cuda = torch.cuda.is_available()
+    device = _resolve_device(device, cuda_available=cuda, device_count=torch.cuda.device_count() if cuda else 0,
+                             mps_available=_mps_available())
+    ckpt_file = _checkpoint_to_sample(path)
+    ckpt = load_checkpoint(ckpt_file)
+    if prompt is None: prompt = (ckpt.get("train_config") or {}).get("sample_prompt") or LECTURE_PROMPT
+    model = GPT(GPTConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    enc = enc if enc is not None else data.get_tokenizer()
+    ids = enc.encode(prompt)
+    if not ids: raise ValueError("prompt is empty: pass at least one token of text (--prompt)")
+    x = torch.tensor(ids, dtype=torch.long, device=device).unsqueeze(0).repeat(num_samples, 1)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = model.generate(x, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, generator=gen)
+    texts = [enc.decode([t for t in row if t < enc.n_vocab]) for row in out.tolist()] # padded-vocab ids have no text
+    if verbose:
+        print(f"{ckpt_file} (step {ckpt.get('step')}), prompt {prompt!r}, temperature {temperature:g}, top_k {top_k}, seed {seed}")
+        for i, t in enumerate(texts): print(f"--- sample {i} ---\n{t}")
+    return texts
+
+def _build_sample_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="buildnanogpt-sample", description="Print samples from a run's newest whole checkpoint "
+                                "(or a checkpoint file), without training.")
+    a = p.add_argument
+    a("path", metavar="LOG_DIR_OR_CHECKPOINT", help="a run's --log-dir (its newest whole checkpoint) or a model_XXXXX.pt file")
+    a("--prompt", help="text to continue (default: the prompt the run sampled with while training)")
+    a("--max-new-tokens", type=int, default=64, help="tokens to generate (default: 64)")
+    a("--temperature", type=float, default=1.0, help="softmax temperature; 0: greedy (default: 1.0)")
+    a("--top-k", type=int, default=50, help="sample among the k most likely tokens; 0: all (default: 50)")
+    a("--seed", type=int, default=42, help="random seed: the same seed gives the same samples (default: 42)")
+    a("--num-samples", type=int, default=3, help="how many samples (default: 3)")
+    a("--device", help="cpu, cuda, cuda:1, mps (default: automatic: cuda, then mps, then cpu)")
+    a("--debug", action="store_true", help="show the Python traceback of an error (default: off; or set BUILDNANOGPT_DEBUG=1)")
+    return p
+
+def sample_cli(argv=None):
+    "Console script `buildnanogpt-sample` (see `--help`): a user error prints one line and exits 2."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _build_sample_parser().parse_args(argv)
+    try:
+        sample_from_checkpoint(args.path, prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                               top_k=args.top_k or None, seed=args.seed, num_samples=args.num_samples, device=args.device)
+    except _USER_ERRORS as e:
+        if _debug(argv): raise
+        print(f"buildnanogpt-sample: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)

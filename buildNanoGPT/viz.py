@@ -12,7 +12,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['STREAMS', 'GPT2_VAL_LOSS', 'GPT2_HELLASWAG', 'GPT3_HELLASWAG', 'nonfinite_notes', 'read_log', 'gpt2_baselines',
-           'plot_log', 'plot_cli']
+           'plot_log', 'LivePlot', 'plot_cli']
 
 # %% ../nbs/03_viz.ipynb #1b43a3f6
 STREAMS = ("train", "val", "hella")  # what train_GPT logs: training loss, validation loss, HellaSwag acc_norm
@@ -161,6 +161,73 @@ def plot_log(log_file: str | os.PathLike = "log/log.txt", # the log.txt written 
     png = _save_png(fig, out) if out is not None else None
     if show: plt.show()
     return png
+
+# %% ../nbs/03_viz.ipynb #e12c0002
+def _notebook_display():
+    "IPython's `display` when running in a Jupyter kernel, else None."
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+        if ip is None or not hasattr(ip, "kernel"): return None
+        from IPython.display import display
+        return display
+    except ImportError: return None
+
+class LivePlot:
+    "Loss/HellaSwag curves redrawn in place in a notebook: one figure, one display handle updated."
+    def __init__(self, sz: str | None = None, # model size for the baselines, as in `plot_log`
+                 name: str | None = None, # legend name of the run
+                 every: float = 2.0, # redraw at most every `every` seconds (0: at every `draw`)
+                 display=None, # a function like `IPython.display.display`; None: IPython's, in a notebook
+                 figsize=(12, 4.5)):
+        from matplotlib.figure import Figure
+        self.sz, self.name, self.every, self.base = sz, name, every, gpt2_baselines(sz)
+        self.display = display if display is not None else _notebook_display()
+        self.fig, self.handle, self.points, self._last = Figure(figsize=figsize), None, {}, None
+
+    @property
+    def available(self) -> bool: return self.display is not None
+
+    def add(self, step: int, stream: str, value: float):
+        "Record one point (`step`, `value`) of `stream` ('train', 'val' or 'hella'); a step seen again replaces the old value."
+        self.points.setdefault(stream, {})[int(step)] = float(value)
+
+    def add_log(self, log_file):
+        "Record every point of a `log.txt` (a resumed run starts with its history)."
+        for stream, (steps, values) in read_log(log_file, warn=False).items():
+            for s, v in zip(steps, values): self.add(s, stream, v)
+
+    def streams(self) -> dict:
+        "The points as `read_log` returns them: stream -> (steps, values), sorted by step."
+        return {k: (np.array(sorted(d), dtype=np.int64), np.array([d[s] for s in sorted(d)], dtype=np.float64))
+                for k, d in self.points.items() if d}
+
+    def png(self) -> bytes:
+        "The figure drawn from the current points, as PNG bytes."
+        import io
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        self.fig.clear()
+        _draw(self.fig, self.streams(), self.sz, self.base, None, self.name)
+        buf = io.BytesIO()
+        FigureCanvasAgg(self.fig).print_png(buf)
+        return buf.getvalue()
+
+    def draw(self, force: bool = False) -> bool:
+        "Redraw in place (at most every `every` seconds unless `force`); returns whether it drew."
+        import time
+        if not self.available or not self.points: return False
+        now = time.monotonic()
+        if not force and self._last is not None and now - self._last < self.every: return False
+        from IPython.display import Image
+        img = Image(data=self.png(), format="png")
+        if self.handle is None: self.handle = self.display(img, display_id=True) # the one output this plot owns
+        else: self.handle.update(img)
+        self._last = now
+        return True
+
+    def close(self):
+        "The last redraw: the final state of the run."
+        self.draw(force=True)
 
 # %% ../nbs/03_viz.ipynb #c7bc2812
 def plot_cli(argv: list[str] | None = None): # arguments (default: the command line)

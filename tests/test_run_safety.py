@@ -177,7 +177,7 @@ def test_help_shows_every_default(cmd, tmp_path):
     entries = _help_entries(r.stdout)
     assert len(entries) >= (28 if cmd is TRAIN else 4), r.stdout
     assert [e for e in entries if "(default: " not in e] == [], r.stdout
-    assert any(e.startswith("--max-steps") and "(default: 30 with cpu_default, 19073 with gpt2_124m)" in e for e in entries) \
+    assert any(e.startswith("--max-steps") and "(default: 550 with cpu_default, 19073 with gpt2_124m)" in e for e in entries) \
         or cmd is PLOT
 
 
