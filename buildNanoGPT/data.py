@@ -753,7 +753,7 @@ def prep_cli(argv=None):
         print(_prep_summary(read_manifest(out), out))
         if args.hellaswag: print(f"HellaSwag validation set: {hellaswag_val_prep(data_dir=args.hellaswag_dir)}")
     except (ValueError, OSError) as e:  # the user's input or the machine: one line, no traceback
-        if args.debug or os.environ.get("BUILDNANOGPT_DEBUG", "0") not in ("", "0"): raise
+        if args.debug or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no"): raise
         p.exit(2, f"{p.prog}: error: {e}\n")
 
 # %% ../nbs/00_data.ipynb #9a2056a3
