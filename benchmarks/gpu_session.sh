@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device session (a lent GPU machine, no network): bench_gpu.py, the GPU walkthrough's flagged cells at reduced
-# size (benchmarks/gpu_walkthrough_params.py), and 01_model's #| cuda cells. Needs wheels in .whl/ for what the machine
+# size (benchmarks/gpu_walkthrough_params.py), and 00_model's #| cuda cells. Needs wheels in .whl/ for what the machine
 # lacks: nbdev and its dependencies, and this package (python -m build --wheel -o .whl). Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/gpu_session}; mkdir -p "$OUT"
@@ -13,5 +13,5 @@ step() { local name=$1 secs=$2; shift 2; local t0=$SECONDS
   echo "== $name: exit $rc in $((SECONDS - t0)) s" | tee -a "$OUT/summary.txt"; tail -n ${TAIL:-12} "$OUT/$name.txt"; }
 TAIL=8 step bench_gpu ${BENCH_S:-150} python3 benchmarks/bench_gpu.py --steps 10 --warmup 3 --sides ours/eager ours/compiled hf/eager
 TAIL=40 step walkthrough ${WALK_S:-330} python3 tools/rehearse.py nbs/04_gpu_walkthrough.ipynb benchmarks/gpu_walkthrough_params.py --cell-timeout 0 --verbose
-step model_cuda_cells ${MODEL_S:-70} nbdev-test nbs/01_model.ipynb --flags cuda --do-print
+step model_cuda_cells ${MODEL_S:-70} nbdev-test nbs/00_model.ipynb --flags cuda --do-print
 cat "$OUT/summary.txt"

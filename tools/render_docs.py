@@ -46,7 +46,7 @@ def doc_notebooks(nbs: Path = NBS) -> list[Path]:
 
 
 def sidebar_pages(nbs: Path = NBS) -> list[str]:
-    "Entries of nbs/sidebar.yml (file names like `00_data.ipynb`)."
+    "Entries of nbs/sidebar.yml (file names like `00_model.ipynb`)."
     text = (nbs / "sidebar.yml").read_text()
     return re.findall(r"^\s*-\s*(?:href:\s*)?([\w./-]+\.(?:ipynb|qmd|md))\s*$", text, flags=re.M)
 
