@@ -19,13 +19,25 @@ import numpy as np
 import tiktoken
 # torch and requests are imported where they are used: `buildnanogpt-prep --help` and tokenizing need neither
 
+def check_positive_int(name: str, v, minimum: int = 1):
+    "Raise a one-line ValueError unless `v` is an int (not a bool) >= `minimum` (1: 'a positive int')."
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ValueError(f"{name} must be {'a positive int' if minimum == 1 else f'an int >= {minimum}'}, got {v!r}")
+    return int(v)
+
+def debug_requested(flag: bool = False) -> bool:
+    "Should a CLI show tracebacks? `--debug` (`flag`) or BUILDNANOGPT_DEBUG set to anything but 0/false/no/empty."
+    return bool(flag) or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no")
+
+
 # %% auto #0
 __all__ = ['GPT2_TIKTOKEN_SHA256', 'GPT2_PAT_STR', 'EOT_TOKEN', 'EOT_ID', 'MANIFEST', 'DOC_EXTENSIONS', 'SHAKESPEARE_SHARD_SIZE',
-           'MIN_SPLIT_TOKENS', 'HELLASWAG_URLS', 'gpt2_ranks_path', 'load_gpt2_ranks', 'make_gpt2_encoding',
-           'get_tokenizer', 'tokenize', 'tokenize_batch', 'shard_filename', 'save_shard', 'read_manifest',
-           'iter_tokens', 'write_shards', 'find_shards', 'DataLoaderLite', 'resolve_sources', 'iter_source_docs',
-           'edu_fineweb10B_prep', 'shakespeare_docs', 'shakespeare_prep', 'split_sizes', 'corpus_prep', 'prep_cli',
-           'download_file', 'hellaswag_val_prep', 'iterate_examples', 'render_example', 'get_most_likely_row']
+           'MIN_SPLIT_TOKENS', 'HELLASWAG_URLS', 'check_positive_int', 'debug_requested', 'gpt2_ranks_path',
+           'load_gpt2_ranks', 'make_gpt2_encoding', 'get_tokenizer', 'tokenize', 'tokenize_batch', 'shard_filename',
+           'atomic_write', 'save_shard', 'read_manifest', 'iter_tokens', 'write_shards', 'find_shards',
+           'DataLoaderLite', 'resolve_sources', 'read_jsonl', 'iter_source_docs', 'edu_fineweb10B_prep',
+           'shakespeare_docs', 'shakespeare_prep', 'split_sizes', 'corpus_prep', 'prep_cli', 'download_file',
+           'hellaswag_val_prep', 'iterate_examples', 'render_example', 'predict_endings', 'get_most_likely_row']
 
 # %% ../nbs/01_data.ipynb #16f3a93c
 GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
@@ -105,17 +117,20 @@ def shard_filename(name: str, index: int) -> str:
     "File name of shard `index`: shard 0 is the val split, the rest train."
     return f"{name}_{'val' if index == 0 else 'train'}_{index:06d}.npy"
 
-def _atomic_write(path: Path, write):
-    "Call `write(file)` on a temp file beside `path`, then rename it over `path` (never a half-written `path`)."
+def atomic_write(path, write # called with the open temp file (binary): `write(f)`
+                ) -> Path:
+    "Call `write(file)` on a temp file beside `path`, then rename it over `path`: a reader never sees half a file."
+    path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: concurrent writers never share a temp file
     with open(tmp, "wb") as f:
         write(f)
         f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
+    return path
 
 def save_shard(path, tokens: np.ndarray):
     "Write a uint16 token array as a .npy file, atomically."
-    _atomic_write(Path(path), lambda f: np.save(f, np.asarray(tokens, dtype=np.uint16), allow_pickle=False))
+    atomic_write(Path(path), lambda f: np.save(f, np.asarray(tokens, dtype=np.uint16), allow_pickle=False))
 
 def read_manifest(data_dir) -> dict | None:
     "The shard manifest of `data_dir`, or None if there is none."
@@ -127,7 +142,7 @@ def read_manifest(data_dir) -> dict | None:
         raise ValueError(f"{p} is damaged ({e}); prepare the data again with overwrite=True (--overwrite)") from None
 
 def _write_manifest(data_dir: Path, manifest: dict):
-    _atomic_write(data_dir / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+    atomic_write(data_dir / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
 
 # %% ../nbs/01_data.ipynb #e0c6a90c
 _WORKER_ENC = None  # set in pool workers by `_init_worker`
@@ -224,9 +239,7 @@ def write_shards(docs, data_dir, name: str, shard_size: int = int(1e8), enc: tik
                  overwrite: bool = False, # remove the shards and manifest of another corpus in `data_dir` first
                 ) -> dict:
     "Tokenize `docs` into `{name}_{split}_{index:06d}.npy` shards of `shard_size` tokens in `data_dir`; resumable."
-    if not isinstance(shard_size, (int, np.integer)) or shard_size <= 0:
-        raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
-    shard_size, data_dir = int(shard_size), Path(data_dir)
+    shard_size, data_dir = check_positive_int("shard_size", shard_size), Path(data_dir)
     enc = enc or get_tokenizer()
     sha = GPT2_TIKTOKEN_SHA256 if enc is get_tokenizer() else None
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -309,10 +322,7 @@ class DataLoaderLite:
     "Batches of (x, y) token windows from memory-mapped uint16 shards, rank-strided for DDP, resumable."
     def __init__(self, B: int, T: int, ddp_cf=None, split: str = "train", data_root="edu_fineweb10B",
                  shuffle: bool = False, seed: int = 1337, master_process: bool | None = None, verbose: bool = True):
-        for k, v in (("B", B), ("T", T)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{k} must be a positive int, got {v!r}")
-        self.B, self.T, self.split, self.seed = int(B), int(T), split, seed
+        self.B, self.T, self.split, self.seed = check_positive_int("B", B), check_positive_int("T", T), split, seed
         self.process_rank = getattr(ddp_cf, "ddp_rank", 0)
         self.num_processes = getattr(ddp_cf, "ddp_world_size", 1)
         if not 0 <= self.process_rank < self.num_processes:
@@ -476,15 +486,19 @@ def _iter_file_docs(path: Path, errors: str = "strict"):
                 raise ValueError(f"{path}: not valid JSON ({e})") from None
             for i, d in enumerate(docs): yield _check_doc(d, f"{path}: item {i}")
             return
-        offset = 0
-        for lineno, raw in enumerate(f, 1):  # one JSON object a line
-            line, offset = _decode(raw, path, offset, errors), offset + len(raw)
-            if not line.strip(): continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e}); expected one JSON object per line") from None
-            yield _check_doc(obj, f"{path}:{lineno}")
+        for where, obj in read_jsonl(f, path, errors): yield _check_doc(obj, where)
+
+def read_jsonl(f, path, errors: str = "strict"):
+    "Yield (`path:line`, object) for each non-blank line of the binary file `f`: one JSON object a line."
+    offset = 0
+    for lineno, raw in enumerate(f, 1):
+        line, offset = _decode(raw, path, offset, errors), offset + len(raw)
+        if not line.strip(): continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({e}); expected one JSON object per line") from None
+        yield f"{path}:{lineno}", obj
 
 def _iter_files(files, errors: str = "strict"):
     for f in files: yield from _iter_file_docs(f, errors)
@@ -590,11 +604,9 @@ import math
 MIN_SPLIT_TOKENS = 16 * 128 + 1  # one batch of the cpu_default preset (B=16, T=128) plus the shifted target
 
 def _check_split(shard_size, val_fraction, min_split_tokens):
-    if not isinstance(shard_size, (int, np.integer)) or shard_size <= 0:
-        raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
+    check_positive_int("shard_size", shard_size)
     if not 0 < val_fraction < 1: raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction!r}")
-    if not isinstance(min_split_tokens, (int, np.integer)) or min_split_tokens < 1:
-        raise ValueError(f"min_split_tokens must be a positive int, got {min_split_tokens!r}")
+    check_positive_int("min_split_tokens", min_split_tokens)
     if shard_size < min_split_tokens:
         raise ValueError(f"shard_size {shard_size:,} is smaller than min_split_tokens {min_split_tokens:,}")
 
@@ -753,7 +765,7 @@ def prep_cli(argv=None):
         print(_prep_summary(read_manifest(out), out))
         if args.hellaswag: print(f"HellaSwag validation set: {hellaswag_val_prep(data_dir=args.hellaswag_dir)}")
     except (ValueError, OSError) as e:  # the user's input or the machine: one line, no traceback
-        if args.debug or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no"): raise
+        if debug_requested(args.debug): raise
         p.exit(2, f"{p.prog}: error: {e}\n")
 
 # %% ../nbs/01_data.ipynb #9a2056a3
@@ -776,7 +788,7 @@ def download_file(url: str, path, chunk_size: int = 1 << 20, timeout: float = 30
                 def write(f):
                     for chunk in r.iter_content(chunk_size):
                         bar.update(f.write(chunk))
-                _atomic_write(path, write)
+                atomic_write(path, write)
     except requests.RequestException as e:
         raise ConnectionError(f"could not download {url} ({type(e).__name__}: {e}); without network, download it "
                               f"elsewhere and put it at {path}") from None
@@ -805,14 +817,9 @@ def iterate_examples(split: str, data_dir="hellaswag"):
     path = Path(data_dir) / f"hellaswag_{split}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; download it with hellaswag_val_prep(data_dir={str(data_dir)!r})")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try:
-                example = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e})") from None
-            _check_example(example, f"{path}:{lineno}")
+    with open(path, "rb") as f:
+        for where, example in read_jsonl(f, path):
+            _check_example(example, where)
             yield example
 
 # %% ../nbs/01_data.ipynb #0b515d63
@@ -838,13 +845,20 @@ def render_example(example: dict, enc: tiktoken.Encoding | None = None):
     return data, tokens, mask, example["label"]
 
 # %% ../nbs/01_data.ipynb #7de117ea
+def predict_endings(losses, # (K,) cross-entropy at the positions `sel` marks, in row-major order
+                    sel, # (4n, L-1) bool: position t predicts token t+1, and that token is in the row's ending
+                   ): # (n,) the predicted ending of each example
+    "HellaSwag `acc_norm`: in each group of 4 rows, the row whose ending tokens have the lowest mean loss."
+    import torch
+    rows = sel.nonzero()[:, 0] # the row of each scored position
+    loss_sum = torch.zeros(sel.size(0), device=losses.device, dtype=losses.dtype).index_add_(0, rows, losses)
+    return (loss_sum / sel.sum(1).clamp(min=1)).view(-1, 4).argmin(1)
+
 def get_most_likely_row(tokens, mask, logits) -> int:
     "Index of the row whose completion has the lowest average cross-entropy (HellaSwag `acc_norm`); tensors (4, L), (4, L), (4, L, V)."
     import torch.nn.functional as F
-    shift_logits = logits[..., :-1, :].contiguous().float()  # (4, L-1, V): position t predicts token t+1
-    shift_tokens = tokens[..., 1:].contiguous().to(logits.device)
-    losses = F.cross_entropy(shift_logits.view(-1, shift_logits.size(-1)), shift_tokens.view(-1), reduction="none")
-    losses = losses.view(tokens.size(0), -1)  # (4, L-1)
-    shift_mask = mask[..., 1:].contiguous().to(logits.device)
-    avg_loss = (losses * shift_mask).sum(dim=1) / shift_mask.sum(dim=1)
-    return int(avg_loss.argmin().item())
+    tokens, mask = tokens.to(logits.device), mask.to(logits.device)
+    sel = mask[:, 1:].bool() # the logits at position t predict token t+1
+    losses = F.cross_entropy(logits[:, :-1][sel].float(), tokens[:, 1:][sel], reduction="none")
+    return int(predict_endings(losses, sel)[0])
+

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -20,15 +21,13 @@ import torch.nn as nn
 from fastcore.basics import patch
 from torch.nn import functional as F
 
+from .data import check_positive_int
+
 # %% auto #0
 __all__ = ['HF_GPT2_NAMES', 'PEAK_BF16_FLOPS', 'GPTConfig', 'KVCache', 'CausalSelfAttention', 'MLP', 'Block', 'ChunkedLinearCE',
-           'chunked_head_loss', 'GPT', 'peak_flops_of', 'get_peak_flops']
+           'chunked_head_loss', 'GPT', 'eval_mode', 'peak_flops_of', 'get_peak_flops']
 
 # %% ../nbs/00_model.ipynb #77bac53c
-def _check_positive_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ValueError(f"GPTConfig.{name} must be a positive int, got {v!r}")
-
 @dataclass
 class GPTConfig:
     "Hyper-parameters of a GPT-2 model; `GPTConfig()` is GPT-2 small (124M)."
@@ -39,7 +38,7 @@ class GPTConfig:
     n_embd: int = 768       # width of the residual stream
 
     def __post_init__(self):
-        for f in fields(self): _check_positive_int(f.name, getattr(self, f.name))
+        for f in fields(self): check_positive_int(f"GPTConfig.{f.name}", getattr(self, f.name))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
                              f"pick n_head among the divisors of n_embd")
@@ -379,6 +378,14 @@ def configure_optimizers(self: GPT, weight_decay, learning_rate, device_type, ma
     return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps, **kw)
 
 # %% ../nbs/00_model.ipynb #cd581fc2
+@contextmanager
+def eval_mode(model: nn.Module):
+    "Run the block with `model` in eval mode (no dropout), then put back the mode it had."
+    was_training = model.training
+    model.eval()
+    try: yield model
+    finally: model.train(was_training)
+
 def _sample_next(logits, temperature=1.0, top_k=None, do_sample=True, generator=None):
     "Next token ids (B, 1) from last-position `logits` (B, vocab_size)."
     if not do_sample or temperature == 0: return logits.argmax(dim=-1, keepdim=True)

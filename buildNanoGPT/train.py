@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import data
-from .model import GPT, GPTConfig
+from .model import GPT, GPTConfig, eval_mode
 
 # %% auto #0
 __all__ = ['LECTURE_PROMPT', 'DDPConfig', 'all_reduce_mean', 'all_reduce_sum', 'TrainingConfig', 'get_lr', 'set_random_seed',
@@ -163,13 +163,9 @@ class TrainingConfig:
 
     def __post_init__(self):
         for k in ("total_batch_size", "B", "T", "max_steps", "val_loss_steps", "hellaswag_batch", "vocab_size", "log_interval"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"TrainingConfig.{k} must be a positive int, got {v!r}")
+            data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k))
         for k in ("warmup_steps", "val_interval", "hellaswag_interval", "sample_interval", "checkpoint_interval"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"TrainingConfig.{k} must be an int >= 0, got {v!r}")
+            data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k), minimum=0)
         if not self.max_lr > 0: raise ValueError(f"TrainingConfig.max_lr must be > 0, got {self.max_lr!r}")
         if self.min_lr is None: self.min_lr = 0.1 * self.max_lr
         if not 0 <= self.min_lr <= self.max_lr:
@@ -310,18 +306,15 @@ def evaluate_loss(model, val_loader, ddp_cf, steps: int = 20, autocast: bool = F
                   progress: bool = False, # a tqdm bar on stderr (`show_progress`)
                  ) -> float:
     "Mean loss of the raw `model` over `steps` batches from the start of `val_loader`, averaged over ranks."
-    m = raw_model(model)
-    was_training = m.training
-    m.eval()
     val_loader.reset()
     total = torch.zeros((), device=ddp_cf.device)
-    for _ in _bar(range(steps), desc="validation", progress=progress):
-        x, y = val_loader.next_batch()
-        x, y = x.to(ddp_cf.device), y.to(ddp_cf.device)
-        with _autocast(ddp_cf, autocast): _, loss = m(x, y, return_logits=False)
-        total += loss.float() / steps
+    with eval_mode(raw_model(model)) as m:
+        for _ in _bar(range(steps), desc="validation", progress=progress):
+            x, y = val_loader.next_batch()
+            x, y = x.to(ddp_cf.device), y.to(ddp_cf.device)
+            with _autocast(ddp_cf, autocast): _, loss = m(x, y, return_logits=False)
+            total += loss.float() / steps
     all_reduce_mean(total, ddp_cf)
-    m.train(was_training)
     return total.item()
 
 # %% ../nbs/02_train.ipynb #bfdaa6af
@@ -350,11 +343,7 @@ def hellaswag_batch_predictions(model, examples, ddp_cf, enc=None, autocast: boo
         else:
             logits = m(tokens)[0][:, :-1][sel]
     losses = torch.nn.functional.cross_entropy(logits.float(), tokens[:, 1:][sel], reduction="none") # (K,)
-    rows = sel.nonzero()[:, 0] # the row of each kept position
-    loss_sum = torch.zeros(tokens.size(0), device=losses.device).index_add_(0, rows, losses)
-    avg_loss = loss_sum / sel.sum(1).clamp(min=1) # (4n,) mean loss over each ending: acc_norm
-    preds = avg_loss.view(-1, 4).argmin(1)
-    return preds.tolist(), labels
+    return data.predict_endings(losses, sel).tolist(), labels
 
 def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int = 16, max_examples: int | None = None,
                        enc=None, autocast: bool = False,
@@ -370,8 +359,6 @@ def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int 
         here = bool(flag.item())
     if not here: return None
     m = raw_model(model)
-    was_training = m.training
-    m.eval()
     rank, world = getattr(ddp_cf, "ddp_rank", 0), getattr(ddp_cf, "ddp_world_size", 1)
     correct, total, batch = 0, 0, []
     def flush():
@@ -380,15 +367,15 @@ def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int 
             preds, labels = hellaswag_batch_predictions(m, batch, ddp_cf, enc=enc, autocast=autocast)
             correct += sum(int(p == l) for p, l in zip(preds, labels)); total += len(batch); batch = []
     bar = _bar(total=max_examples or 10042, desc="HellaSwag", unit="ex", progress=progress) # 10,042: the val split
-    for i, ex in enumerate(data.iterate_examples("val", data_dir=data_dir)):
-        if max_examples is not None and i >= max_examples: break
-        bar.update(1)
-        if i % world != rank: continue # this rank's share
-        batch.append(ex)
-        if len(batch) == batch_examples: flush()
-    flush(); bar.close()
+    with eval_mode(m):
+        for i, ex in enumerate(data.iterate_examples("val", data_dir=data_dir)):
+            if max_examples is not None and i >= max_examples: break
+            bar.update(1)
+            if i % world != rank: continue # this rank's share
+            batch.append(ex)
+            if len(batch) == batch_examples: flush()
+        flush(); bar.close()
     counts = all_reduce_sum(torch.tensor([correct, total], dtype=torch.long, device=ddp_cf.device), ddp_cf)
-    m.train(was_training)
     return int(counts[0]), int(counts[1])
 
 # %% ../nbs/02_train.ipynb #502bf730
@@ -405,10 +392,7 @@ def generate_text(model, enc=None, ddp_cf=None, prompt: str = "Hello, I'm a lang
         raise ValueError(f"max_length={max_length} is shorter than the prompt ({len(ids)} tokens); pass a larger max_length")
     x = torch.tensor(ids, dtype=torch.long, device=device).unsqueeze(0).repeat(num_return_sequences, 1)
     gen = torch.Generator(device=device).manual_seed(seed + rank)
-    was_training = m.training
-    m.eval()
-    out = m.generate(x, max_new_tokens=max_length - len(ids), top_k=top_k, generator=gen)
-    m.train(was_training)
+    with eval_mode(m): out = m.generate(x, max_new_tokens=max_length - len(ids), top_k=top_k, generator=gen)
     texts = [enc.decode([t for t in row if t < enc.n_vocab]) for row in out.tolist()] # padded-vocab ids have no text
     if verbose:
         for i, text in enumerate(texts): print(f"rank {rank} sample {i}: {text}")
@@ -475,10 +459,7 @@ def save_checkpoint(path, model, optimizer=None, step: int | None = None, train_
             "data": _data_identity(train_loader)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path) # atomic: readers see the old file or the new one, never half of one
-    return path
+    return data.atomic_write(path, lambda f: torch.save(ckpt, f)) # readers see the old file or the new one
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     "Read a checkpoint (`weights_only=True`: tensors and plain values, no code is run)."
@@ -741,7 +722,7 @@ def _trim_log(log_file, last_step):
     "Drop records after `last_step` (written by a run that went on past its last checkpoint)."
     if log_file is None or not log_file.exists(): return
     keep = [l for l in log_file.read_text().splitlines() if l.split() and l.split()[0].isdigit() and int(l.split()[0]) <= last_step]
-    tmp = log_file.with_suffix(".txt.tmp"); tmp.write_text("".join(l + "\n" for l in keep)); os.replace(tmp, log_file)
+    data.atomic_write(log_file, lambda f: f.write("".join(l + "\n" for l in keep).encode()))
 
 def _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=None) -> int:
     "Load the checkpoint to resume from into everything (`path`: rank 0's pick, else the newest whole one any rank holds); return the step to start from."
@@ -1065,7 +1046,7 @@ _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErr
 
 def _debug(argv) -> bool:
     "`--debug` on the command line or BUILDNANOGPT_DEBUG set (not 0): show tracebacks."
-    return "--debug" in argv or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no")
+    return data.debug_requested("--debug" in argv)
 
 def _end_torchrun_worker(code: int = 0):
     "Under torchrun, end this finished worker now: gloo's threads outlive `destroy_process_group` and can abort a shutting-down interpreter."
@@ -1116,8 +1097,7 @@ def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is 
                            enc=None, verbose: bool = True, # print each sample
                           ) -> list[str]: # the samples, each starting with the prompt
     "Load a run's checkpoint with the safe loader and print `num_samples` continuations of `prompt` (KV-cache decoding)."
-    for k, v in (("max_new_tokens", max_new_tokens), ("num_samples", num_samples)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k} must be a positive int, got {v!r}")
+    for k, v in (("max_new_tokens", max_new_tokens), ("num_samples", num_samples)): data.check_positive_int(k, v)
     cuda = torch.cuda.is_available()
     device = _resolve_device(device, cuda_available=cuda, device_count=torch.cuda.device_count() if cuda else 0,
                              mps_available=_mps_available())

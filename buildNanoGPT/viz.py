@@ -10,6 +10,8 @@ import argparse, os, re, sys, warnings
 from pathlib import Path
 import numpy as np
 
+from .data import atomic_write, debug_requested
+
 # %% auto #0
 __all__ = ['STREAMS', 'GPT2_VAL_LOSS', 'GPT2_HELLASWAG', 'GPT3_HELLASWAG', 'nonfinite_notes', 'read_log', 'gpt2_baselines',
            'plot_log', 'LivePlot', 'plot_cli']
@@ -132,10 +134,7 @@ def _save_png(fig, out) -> Path:
     out = Path(out)
     if not out.suffix: out = out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    fig.savefig(tmp, format=out.suffix[1:], dpi=100, bbox_inches="tight")
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, lambda f: fig.savefig(f, format=out.suffix[1:], dpi=100, bbox_inches="tight"))
 
 # %% ../nbs/03_viz.ipynb #52b1933c
 def plot_log(log_file: str | os.PathLike = "log/log.txt", # the log.txt written by training
@@ -241,7 +240,7 @@ def plot_cli(argv: list[str] | None = None): # arguments (default: the command l
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error (default: off; "
                    "or set BUILDNANOGPT_DEBUG=1)")
     args = p.parse_args(argv)
-    debug = args.debug or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no")
+    debug = debug_requested(args.debug)
     sz = None if args.sz.lower() == "none" else args.sz
     out = args.out if args.out is not None else Path(args.log).parent/"loss.png"
     try:
