@@ -1,4 +1,4 @@
-"""GPT-2 in PyTorch: config, attention, MLP, blocks, weight tying, GPT-2 init, OpenAI's weights in and out, KV-cache generation, FLOPs and MFU
+"""GPT-2 in PyTorch, in the lecture's order: config, attention, MLP, block, GPT, OpenAI's weights, sampling, weight tying, init, optimizer; then beyond the lecture: a chunked head, the KV cache, export to Hugging Face, FLOPs and MFU
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/model.html.md"""
 
@@ -24,8 +24,9 @@ from torch.nn import functional as F
 from .data import check_positive_int
 
 # %% auto #0
-__all__ = ['HF_GPT2_NAMES', 'PEAK_BF16_FLOPS', 'GPTConfig', 'KVCache', 'CausalSelfAttention', 'MLP', 'Block', 'ChunkedLinearCE',
-           'chunked_head_loss', 'GPT', 'eval_mode', 'peak_flops_of', 'get_peak_flops']
+__all__ = ['HF_GPT2_NAMES', 'PEAK_BF16_FLOPS', 'GPTConfig', 'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'eval_mode',
+           'ChunkedLinearCE', 'chunked_head_loss', 'KVCache', 'prefill', 'decode_one_token', 'peak_flops_of',
+           'get_peak_flops']
 
 # %% ../nbs/00_model.ipynb #77bac53c
 @dataclass
@@ -84,27 +85,6 @@ _PRESET_NAMES = {
     "cpu_tiny": "cpu_tiny", "tiny": "cpu_tiny", "cpu_narrow": "cpu_narrow", "cpu_small": "cpu_small", "small_cpu": "cpu_small",
 }
 
-# %% ../nbs/00_model.ipynb #208ebb2c
-class KVCache:
-    "Keys and values of the tokens seen so far: one (k, v) buffer pair per layer, room for `max_len` tokens."
-    def __init__(self, n_layer: int, max_len: int):
-        self.k, self.v = [None] * n_layer, [None] * n_layer
-        self.max_len, self.pos = max_len, 0 # pos: number of tokens already in the cache
-
-    def update(self, layer, k, v):
-        "Append `k`, `v` (B, nh, T, hs) for `layer`; return all keys and values so far (B, nh, pos+T, hs)."
-        T = k.size(2)
-        if self.pos + T > self.max_len:
-            raise ValueError(f"KV cache overflow: {self.pos} cached + {T} new > max_len {self.max_len}")
-        if self.k[layer] is None: # allocate on first use: the batch, device and dtype (autocast!) of the keys
-            B, nh, _, hs = k.shape
-            self.k[layer], self.v[layer] = (k.new_empty(B, nh, self.max_len, hs) for _ in range(2))
-        self.k[layer][:, :, self.pos:self.pos + T] = k
-        self.v[layer][:, :, self.pos:self.pos + T] = v
-        return self.k[layer][:, :, :self.pos + T], self.v[layer][:, :, :self.pos + T]
-
-    def advance(self, T): self.pos += T # called once per forward, after every layer has updated
-
 # %% ../nbs/00_model.ipynb #89b9447d
 class CausalSelfAttention(nn.Module):
     "Multi-head causal self-attention through `F.scaled_dot_product_attention`."
@@ -156,48 +136,6 @@ class Block(nn.Module):
     def forward(self, x, kv_cache: KVCache | None = None, layer: int = 0):
         x = x + self.attn(self.ln_1(x), kv_cache=kv_cache, layer=layer)
         return x + self.mlp(self.ln_2(x))
-
-# %% ../nbs/00_model.ipynb #4f7fadd0
-class ChunkedLinearCE(torch.autograd.Function):
-    "Mean cross-entropy of `h @ W.T` (N, V) against `targets` (N,), `chunk` rows at a time, gradients computed in the forward."
-    @staticmethod
-    def forward(ctx, h, W, targets, chunk: int, need_h: bool, need_W: bool):
-        N = h.size(0)
-        grad_h = torch.empty_like(h) if need_h else None
-        grad_W = torch.zeros_like(W) if need_W else None
-        total = torch.zeros((), dtype=torch.float32, device=h.device)
-        for s in range(0, N, chunk):
-            hc, tc = h[s:s + chunk], targets[s:s + chunk]
-            cols = torch.arange(hc.size(0), device=h.device)
-            # the chunk's logits transposed, (V, n): with a small C, W @ h.T is the faster GEMM layout on CPUs
-            lt = W @ hc.t()
-            target_logit = lt[tc, cols]
-            mx = lt.amax(0)
-            se = lt.sub_(mx).exp_().sum(0)                         # exp(logits - max), in place: one exp pass
-            total += (mx + se.log() - target_logit).sum()          # CE = logsumexp - target logit
-            if not (need_h or need_W): continue
-            g = lt.div_(se)                                        # softmax, in place
-            g[tc, cols] -= 1                                       # d(summed CE)/d(logits) = softmax - onehot
-            if need_h: torch.mm(g.t(), W, out=grad_h[s:s + chunk]) # (n, C)
-            if need_W: grad_W.addmm_(g, hc)                        # (V, C)
-        ctx.save_for_backward(grad_h / N if need_h else None, grad_W / N if need_W else None)
-        return total / N
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        gh, gw = ctx.saved_tensors
-        return (None if gh is None else gh * grad_out), (None if gw is None else gw * grad_out), None, None, None, None
-
-def chunked_head_loss(h, W, targets, chunk: int = 512):
-    "Mean cross-entropy of the logits `h @ W.T` against `targets` without materialising them; `h` (N, C), `W` (V, C), `targets` (N,)."
-    if targets.numel() and bool(((targets < 0) | (targets >= W.size(0))).any()):
-        raise ValueError(f"targets must be token ids in [0, {W.size(0)}), got min {int(targets.min())}, max {int(targets.max())}")
-    g = torch.is_grad_enabled()
-    return ChunkedLinearCE.apply(h, W, targets, chunk, g and h.requires_grad, g and W.requires_grad)
-
-def _chunked_ok(x) -> bool:
-    "The chunked head handles fp32 eager mode; autocast and torch.compile take the plain path."
-    return not torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type) and x.dtype == torch.float32
 
 # %% ../nbs/00_model.ipynb #bdb048a8
 class GPT(nn.Module):
@@ -325,6 +263,140 @@ def load_hf_state_dict(self: GPT, sd_hf: dict):
             sd[k].copy_(w)
     return self
 
+# %% ../nbs/00_model.ipynb #512cd3f0
+@contextmanager
+def eval_mode(model: nn.Module):
+    "Run the block with `model` in eval mode (no dropout), then put back the mode it had."
+    was_training = model.training
+    model.eval()
+    try: yield model
+    finally: model.train(was_training)
+
+# %% ../nbs/00_model.ipynb #0033a1cc
+@patch
+def configure_optimizers(self: GPT, weight_decay, learning_rate, device_type, master_process=True, betas=(0.9, 0.95), eps=1e-8):
+    "AdamW with `weight_decay` on the parameters of dim >= 2 only; fused on CUDA. Prints the original package's summary when `master_process`."
+    params = [p for p in self.parameters() if p.requires_grad] # tied weight listed once
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused_available = "fused" in inspect.signature(torch.optim.AdamW).parameters
+    use_fused = fused_available and device_type == "cuda"
+    if master_process:
+        print(f"num decayed parameter tensors: {len(decay)}, with {sum(p.numel() for p in decay):,} parameters")
+        print(f"num non-decayed parameter tensors: {len(no_decay)}, with {sum(p.numel() for p in no_decay):,} parameters")
+        print(f"using fused AdamW: {use_fused}")
+    kw = {"fused": True} if use_fused else {}
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps, **kw)
+
+# %% ../nbs/00_model.ipynb #4f7fadd0
+class ChunkedLinearCE(torch.autograd.Function):
+    "Mean cross-entropy of `h @ W.T` (N, V) against `targets` (N,), `chunk` rows at a time, gradients computed in the forward."
+    @staticmethod
+    def forward(ctx, h, W, targets, chunk: int, need_h: bool, need_W: bool):
+        N = h.size(0)
+        grad_h = torch.empty_like(h) if need_h else None
+        grad_W = torch.zeros_like(W) if need_W else None
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        for s in range(0, N, chunk):
+            hc, tc = h[s:s + chunk], targets[s:s + chunk]
+            cols = torch.arange(hc.size(0), device=h.device)
+            # the chunk's logits transposed, (V, n): with a small C, W @ h.T is the faster GEMM layout on CPUs
+            lt = W @ hc.t()
+            target_logit = lt[tc, cols]
+            mx = lt.amax(0)
+            se = lt.sub_(mx).exp_().sum(0)                         # exp(logits - max), in place: one exp pass
+            total += (mx + se.log() - target_logit).sum()          # CE = logsumexp - target logit
+            if not (need_h or need_W): continue
+            g = lt.div_(se)                                        # softmax, in place
+            g[tc, cols] -= 1                                       # d(summed CE)/d(logits) = softmax - onehot
+            if need_h: torch.mm(g.t(), W, out=grad_h[s:s + chunk]) # (n, C)
+            if need_W: grad_W.addmm_(g, hc)                        # (V, C)
+        ctx.save_for_backward(grad_h / N if need_h else None, grad_W / N if need_W else None)
+        return total / N
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        gh, gw = ctx.saved_tensors
+        return (None if gh is None else gh * grad_out), (None if gw is None else gw * grad_out), None, None, None, None
+
+def chunked_head_loss(h, W, targets, chunk: int = 512):
+    "Mean cross-entropy of the logits `h @ W.T` against `targets` without materialising them; `h` (N, C), `W` (V, C), `targets` (N,)."
+    if targets.numel() and bool(((targets < 0) | (targets >= W.size(0))).any()):
+        raise ValueError(f"targets must be token ids in [0, {W.size(0)}), got min {int(targets.min())}, max {int(targets.max())}")
+    g = torch.is_grad_enabled()
+    return ChunkedLinearCE.apply(h, W, targets, chunk, g and h.requires_grad, g and W.requires_grad)
+
+def _chunked_ok(x) -> bool:
+    "The chunked head handles fp32 eager mode; autocast and torch.compile take the plain path."
+    return not torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type) and x.dtype == torch.float32
+
+# %% ../nbs/00_model.ipynb #208ebb2c
+class KVCache:
+    "Keys and values of the tokens seen so far: one (k, v) buffer pair per layer, room for `max_len` tokens."
+    def __init__(self, n_layer: int, max_len: int):
+        self.k, self.v = [None] * n_layer, [None] * n_layer
+        self.max_len, self.pos = max_len, 0 # pos: number of tokens already in the cache
+
+    def update(self, layer, k, v):
+        "Append `k`, `v` (B, nh, T, hs) for `layer`; return all keys and values so far (B, nh, pos+T, hs)."
+        T = k.size(2)
+        if self.pos + T > self.max_len:
+            raise ValueError(f"KV cache overflow: {self.pos} cached + {T} new > max_len {self.max_len}")
+        if self.k[layer] is None: # allocate on first use: the batch, device and dtype (autocast!) of the keys
+            B, nh, _, hs = k.shape
+            self.k[layer], self.v[layer] = (k.new_empty(B, nh, self.max_len, hs) for _ in range(2))
+        self.k[layer][:, :, self.pos:self.pos + T] = k
+        self.v[layer][:, :, self.pos:self.pos + T] = v
+        return self.k[layer][:, :, :self.pos + T], self.v[layer][:, :, :self.pos + T]
+
+    def advance(self, T): self.pos += T # called once per forward, after every layer has updated
+
+# %% ../nbs/00_model.ipynb #cd581fc2
+def _sample_next(logits, temperature=1.0, top_k=None, do_sample=True, generator=None):
+    "Next token ids (B, 1) from last-position `logits` (B, vocab_size); `temperature=0` or `do_sample=False`: argmax."
+    if not do_sample or temperature == 0: return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+        logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+def _last_logits(model, x): return model.lm_head(x[:, -1, :]) # (B, vocab_size): only the last position is needed
+
+@torch.no_grad()
+def prefill(model: GPT, idx, max_len: int) -> tuple[torch.Tensor, KVCache]:
+    "Run the prompt `idx` (B, T), cropped to `block_size`, into a new `KVCache` of `max_len` tokens; -> (next-token logits, cache)."
+    cache = KVCache(model.config.n_layer, max_len=max_len)
+    return _last_logits(model, model.hidden(idx[:, -model.config.block_size:], kv_cache=cache)), cache
+
+@torch.no_grad()
+def decode_one_token(model: GPT, idx_next, cache: KVCache) -> torch.Tensor:
+    "Run only the newest tokens `idx_next` (B, 1) against the cached keys and values; -> next-token logits (B, vocab_size)."
+    return _last_logits(model, model.hidden(idx_next, kv_cache=cache))
+
+def _check_generate_args(idx, temperature, top_k):
+    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+    if idx.dim() != 2 or idx.size(1) == 0: raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
+
+@patch
+@torch.no_grad()
+def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, do_sample=True, use_cache=True):
+    "Continue `idx` (B, T) by `max_new_tokens` tokens; returns (B, T + max_new_tokens). `temperature=0` or `do_sample=False`: greedy."
+    _check_generate_args(idx, temperature, top_k)
+    bs, cache = self.config.block_size, None
+    for _ in range(max_new_tokens):
+        if not use_cache: # the lecture's way: the whole (cropped) context again
+            logits = _last_logits(self, self.hidden(idx[:, -bs:]))
+        elif cache is None or cache.pos >= cache.max_len: # prefill (again once the context outgrows block_size)
+            logits, cache = prefill(self, idx, max_len=min(bs, idx.size(1) + max_new_tokens))
+        else:
+            logits = decode_one_token(self, idx[:, -1:], cache)
+        idx = torch.cat((idx, _sample_next(logits, temperature, top_k, do_sample, generator)), dim=1)
+    return idx
+
 # %% ../nbs/00_model.ipynb #6c556b62
 @patch
 def hf_config(self: GPT):
@@ -359,64 +431,6 @@ def save_hf(self: GPT, path):
     finally:
         if tmp.exists(): shutil.rmtree(tmp)
     return path
-
-# %% ../nbs/00_model.ipynb #0033a1cc
-@patch
-def configure_optimizers(self: GPT, weight_decay, learning_rate, device_type, master_process=True, betas=(0.9, 0.95), eps=1e-8):
-    "AdamW with `weight_decay` on the parameters of dim >= 2 only; fused on CUDA. Prints the original package's summary when `master_process`."
-    params = [p for p in self.parameters() if p.requires_grad] # tied weight listed once
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused_available = "fused" in inspect.signature(torch.optim.AdamW).parameters
-    use_fused = fused_available and device_type == "cuda"
-    if master_process:
-        print(f"num decayed parameter tensors: {len(decay)}, with {sum(p.numel() for p in decay):,} parameters")
-        print(f"num non-decayed parameter tensors: {len(no_decay)}, with {sum(p.numel() for p in no_decay):,} parameters")
-        print(f"using fused AdamW: {use_fused}")
-    kw = {"fused": True} if use_fused else {}
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps, **kw)
-
-# %% ../nbs/00_model.ipynb #cd581fc2
-@contextmanager
-def eval_mode(model: nn.Module):
-    "Run the block with `model` in eval mode (no dropout), then put back the mode it had."
-    was_training = model.training
-    model.eval()
-    try: yield model
-    finally: model.train(was_training)
-
-def _sample_next(logits, temperature=1.0, top_k=None, do_sample=True, generator=None):
-    "Next token ids (B, 1) from last-position `logits` (B, vocab_size)."
-    if not do_sample or temperature == 0: return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
-    if top_k is not None:
-        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-        logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))
-    probs = F.softmax(logits, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
-
-@patch
-@torch.no_grad()
-def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, do_sample=True, use_cache=True):
-    "Continue `idx` (B, T) by `max_new_tokens` tokens; returns (B, T + max_new_tokens). `temperature=0` or `do_sample=False`: greedy."
-    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
-    if idx.dim() != 2 or idx.size(1) == 0: raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
-    bs = self.config.block_size
-    cache = None
-    for _ in range(max_new_tokens):
-        if not use_cache: # the naive way: run the whole (cropped) context again
-            x = self.hidden(idx[:, -bs:])
-        elif cache is None or cache.pos >= cache.max_len: # prefill (or rebuild once the context is cropped)
-            cache = KVCache(self.config.n_layer, max_len=min(bs, idx.size(1) + max_new_tokens))
-            x = self.hidden(idx[:, -bs:], kv_cache=cache)
-        else: # only the newest token, against the cached keys and values
-            x = self.hidden(idx[:, -1:], kv_cache=cache)
-        logits = self.lm_head(x[:, -1, :]) # (B, vocab_size): only the last position is needed
-        idx_next = _sample_next(logits, temperature, top_k, do_sample, generator)
-        idx = torch.cat((idx, idx_next), dim=1)
-    return idx
 
 # %% ../nbs/00_model.ipynb #c8839924
 PEAK_BF16_FLOPS = { # dense bf16 (no sparsity) from NVIDIA's datasheets; names as torch.cuda.get_device_name spells them
