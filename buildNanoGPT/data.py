@@ -47,7 +47,9 @@ def gpt2_ranks_path() -> Path:
     "Path of the bundled GPT-2 BPE ranks file (package data)."
     return Path(str(importlib.resources.files("buildNanoGPT") / "assets" / "gpt2.tiktoken"))
 
-def load_gpt2_ranks(path=None, expected_sha256: str | None = GPT2_TIKTOKEN_SHA256) -> dict[bytes, int]:
+def load_gpt2_ranks(path=None, # a `.tiktoken` file; default: the bundled one
+                    expected_sha256: str | None = GPT2_TIKTOKEN_SHA256, # None: skip the check
+                   ) -> dict[bytes, int]:
     "Read a `.tiktoken` ranks file, refusing it if its sha256 is not `expected_sha256`."
     path = Path(path) if path is not None else gpt2_ranks_path()
     if not path.is_file():
@@ -60,7 +62,9 @@ def load_gpt2_ranks(path=None, expected_sha256: str | None = GPT2_TIKTOKEN_SHA25
     return {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in raw.splitlines() if line)}
 
 # %% ../nbs/01_data.ipynb #749e312d
-def make_gpt2_encoding(path=None, expected_sha256: str | None = GPT2_TIKTOKEN_SHA256) -> tiktoken.Encoding:
+def make_gpt2_encoding(path=None, # a `.tiktoken` ranks file; default: the bundled one
+                       expected_sha256: str | None = GPT2_TIKTOKEN_SHA256, # None: skip the check
+                      ) -> tiktoken.Encoding:
     "Build GPT-2's `tiktoken.Encoding` from a local ranks file (default: the bundled one), no network."
     return tiktoken.Encoding(name="gpt2", pat_str=GPT2_PAT_STR, mergeable_ranks=load_gpt2_ranks(path, expected_sha256),
                              special_tokens={EOT_TOKEN: EOT_ID}, explicit_n_vocab=50257)
@@ -92,12 +96,17 @@ def _to_uint16(ids) -> np.ndarray:
         raise ValueError(f"token id {int(arr.max())} does not fit in uint16; this shard format needs a vocab < 65536")
     return arr.astype(np.uint16)
 
-def tokenize(doc, enc: tiktoken.Encoding | None = None) -> np.ndarray:
+def tokenize(doc, # `{'text': ...}` or a str
+             enc: tiktoken.Encoding | None = None, # default: GPT-2's
+            ) -> np.ndarray:
     "Tokenize one document (`{'text': ...}` or str) into a uint16 array: EOT first, then the text's tokens."
     enc = enc or get_tokenizer()
     return _to_uint16([enc.eot_token] + enc.encode_ordinary(_doc_text(doc)))
 
-def tokenize_batch(docs, enc: tiktoken.Encoding | None = None, num_threads: int = 8) -> list[np.ndarray]:
+def tokenize_batch(docs, # `{'text': ...}` dicts or strs
+                   enc: tiktoken.Encoding | None = None, # default: GPT-2's
+                   num_threads: int = 8, # tiktoken's encoder threads
+                  ) -> list[np.ndarray]:
     "Tokenize many documents with tiktoken's threaded batch encoder; same result as `[tokenize(d) for d in docs]`."
     enc = enc or get_tokenizer()
     ids = enc.encode_ordinary_batch([_doc_text(d) for d in docs], num_threads=num_threads)
@@ -113,7 +122,10 @@ def shakespeare_docs() -> list[dict]:
     return [{"text": f.read_text(encoding="utf-8"), "title": f.name[:-4]} for f in files]
 
 # %% ../nbs/01_data.ipynb #ef66eb1d
-def check_positive_int(name: str, v, minimum: int = 1):
+def check_positive_int(name: str, # the argument's name, for the message
+                       v, # the value to check
+                       minimum: int = 1, # the least value allowed
+                      ) -> int:
     "Raise a one-line ValueError unless `v` is an int (not a bool) >= `minimum` (1: 'a positive int')."
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
         raise ValueError(f"{name} must be {'a positive int' if minimum == 1 else f'an int >= {minimum}'}, got {v!r}")
@@ -134,7 +146,9 @@ def _load_shard(path) -> np.ndarray:
                          "of GPT-2 token ids; write shards with `write_shards`")
     return tokens
 
-def find_shards(data_root, split: str) -> list[Path]:
+def find_shards(data_root, # folder of `{name}_{split}_{index:06d}.npy` files
+                split: str, # 'train' or 'val'
+               ) -> list[Path]:
     "Sorted shard files of `split` ('train' or 'val') in `data_root`, with clear errors when there are none."
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -315,7 +329,9 @@ def _add_shard(data_dir: Path, m: dict, tokens, docs_done: int, doc_offset: int)
 # %% ../nbs/01_data.ipynb #72ec6ead
 MANIFEST = "manifest.json"
 
-def shard_filename(name: str, index: int) -> str:
+def shard_filename(name: str, # the corpus's file prefix
+                   index: int, # the shard's place in the stream; 0 is val
+                  ) -> str:
     "File name of shard `index`: shard 0 is the val split, the rest train."
     return f"{name}_{'val' if index == 0 else 'train'}_{index:06d}.npy"
 
@@ -334,11 +350,14 @@ def atomic_write(path, write # called with the open temp file (binary): `write(f
         raise
     return path
 
-def save_shard(path, tokens: np.ndarray):
+def save_shard(path, # the .npy file to write
+               tokens: np.ndarray, # token ids, stored as uint16
+              ):
     "Write a uint16 token array as a .npy file, atomically."
     atomic_write(Path(path), lambda f: np.save(f, np.asarray(tokens, dtype=np.uint16), allow_pickle=False))
 
-def read_manifest(data_dir) -> dict | None:
+def read_manifest(data_dir, # a folder of shards
+                 ) -> dict | None:
     "The shard manifest of `data_dir`, or None if there is none."
     p = Path(data_dir) / MANIFEST
     if not p.is_file(): return None
@@ -370,7 +389,11 @@ def _batches(it, n: int):
     it = iter(it)
     while batch := list(itertools.islice(it, n)): yield batch
 
-def iter_tokens(docs, enc: tiktoken.Encoding | None = None, num_proc: int = 1, chunksize: int = 256):
+def iter_tokens(docs, # `{'text': ...}` dicts or strs
+                enc: tiktoken.Encoding | None = None, # default: GPT-2's
+                num_proc: int = 1, # processes; 1: tokenize in this one
+                chunksize: int = 256, # documents per message to a worker
+               ):
     "Yield `tokenize(doc)` for each doc, in order; in a `fork` pool of `num_proc` processes when `num_proc > 1`."
     enc = enc or get_tokenizer()
     texts = (_doc_text(d) for d in docs)  # text only: less to send to the workers
@@ -491,7 +514,9 @@ def _doc_ext(path: Path) -> str | None:
     name = path.name.lower().removesuffix(".gz")
     return next((e for e in DOC_EXTENSIONS if name.endswith(e)), None)
 
-def resolve_sources(paths, exclude=None) -> list[Path]:
+def resolve_sources(paths, # a path or a list of paths: files or folders
+                    exclude=None, # a folder not to walk into (the output folder)
+                   ) -> list[Path]:
     "The document files that `paths` (one path or a list) name: files as given, folders walked (sorted); all checked now."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths: raise ValueError("no source paths given")
@@ -572,7 +597,10 @@ def _iter_file_docs(path: Path, errors: str = "strict"):
             return
         for where, obj in read_jsonl(f, path, errors): yield _check_doc(obj, where)
 
-def read_jsonl(f, path, errors: str = "strict"):
+def read_jsonl(f, # a file opened in binary mode
+               path, # its name, for messages
+               errors: str = "strict", # 'replace': bad UTF-8 bytes become U+FFFD
+              ):
     "Yield (`path:line`, object) for each non-blank line of the binary file `f`: one JSON object a line."
     offset = 0
     for lineno, raw in enumerate(f, 1):
@@ -638,7 +666,12 @@ HELLASWAG_URLS = {s: f"https://raw.githubusercontent.com/rowanz/hellaswag/master
 _HELLASWAG_HELLO = ("Hello from `hellaswag_val_prep()`! if you want to download the dataset, "
                     "set is_test=False and run again.")
 
-def download_file(url: str, path, chunk_size: int = 1 << 20, timeout: float = 30, progress: bool = True) -> Path:
+def download_file(url: str, # what to download
+                  path, # where to put it
+                  chunk_size: int = 1 << 20, # bytes per read
+                  timeout: float = 30, # seconds to wait for the server
+                  progress: bool = True, # show a progress bar
+                 ) -> Path:
     "Stream `url` into `path` with a progress bar, through a temp file renamed at the end; skip if `path` exists."
     path = Path(path)
     if path.is_file(): return path
@@ -658,7 +691,11 @@ def download_file(url: str, path, chunk_size: int = 1 << 20, timeout: float = 30
                               f"elsewhere and put it at {path}") from None
     return path
 
-def hellaswag_val_prep(data_dir="hellaswag", is_test: bool = False, url: str | None = None, progress: bool = True):
+def hellaswag_val_prep(data_dir="hellaswag", # where `hellaswag_val.jsonl` goes
+                       is_test: bool = False, # True: only say hello, as the original package
+                       url: str | None = None, # default: the HellaSwag repository's file
+                       progress: bool = True, # show a progress bar
+                      ):
     "Download HellaSwag's validation set to `data_dir/hellaswag_val.jsonl` (skipped if present); returns its path."
     if is_test: return _HELLASWAG_HELLO
     return download_file(url or HELLASWAG_URLS["val"], Path(data_dir) / "hellaswag_val.jsonl", progress=progress)
@@ -675,7 +712,9 @@ def _check_example(example, where: str = "HellaSwag example"):
     if example["label"] not in range(4):
         raise ValueError(f"{where}: 'label' must be 0..3, got {example['label']!r}")
 
-def iterate_examples(split: str, data_dir="hellaswag"):
+def iterate_examples(split: str, # 'train', 'val' or 'test'
+                     data_dir="hellaswag", # the folder of `hellaswag_{split}.jsonl`
+                    ):
     "Yield the HellaSwag examples (dicts) of `split` from `data_dir/hellaswag_{split}.jsonl`."
     if split not in HELLASWAG_URLS: raise ValueError(f"split must be one of {list(HELLASWAG_URLS)}, got {split!r}")
     path = Path(data_dir) / f"hellaswag_{split}.jsonl"
@@ -687,7 +726,9 @@ def iterate_examples(split: str, data_dir="hellaswag"):
             yield example
 
 # %% ../nbs/01_data.ipynb #0b515d63
-def render_example(example: dict, enc: tiktoken.Encoding | None = None):
+def render_example(example: dict, # one HellaSwag example: ctx, label, endings
+                   enc: tiktoken.Encoding | None = None, # default: GPT-2's
+                  ):
     "HellaSwag example -> (data, tokens (4, L), mask (4, L), label); mask is 1 over each ending's tokens."
     _check_example(example)
     enc = enc or get_tokenizer()
@@ -718,7 +759,10 @@ def predict_endings(losses, # (K,) cross-entropy at the positions `sel` marks, i
     loss_sum = torch.zeros(sel.size(0), device=losses.device, dtype=losses.dtype).index_add_(0, rows, losses)
     return (loss_sum / sel.sum(1).clamp(min=1)).view(-1, 4).argmin(1)
 
-def get_most_likely_row(tokens, mask, logits) -> int:
+def get_most_likely_row(tokens, # (4, L) context + ending ids, as `render_example` makes them
+                        mask, # (4, L) 1 over each ending's tokens
+                        logits, # (4, L, V) the model's logits for `tokens`
+                       ) -> int:
     "Index of the row whose completion has the lowest average cross-entropy (HellaSwag `acc_norm`); tensors (4, L), (4, L), (4, L, V)."
     import torch.nn.functional as F
     tokens, mask = tokens.to(logits.device), mask.to(logits.device)
@@ -737,8 +781,11 @@ def _check_split(shard_size, val_fraction, min_split_tokens):
     if shard_size < min_split_tokens:
         raise ValueError(f"shard_size {shard_size:,} is smaller than min_split_tokens {min_split_tokens:,}")
 
-def split_sizes(n_tokens: int, shard_size: int = int(1e8), val_fraction: float = 0.05,
-                min_split_tokens: int = MIN_SPLIT_TOKENS) -> list[int]:
+def split_sizes(n_tokens: int, # the corpus's length in tokens
+                shard_size: int = int(1e8), # tokens per train shard (and the most for val)
+                val_fraction: float = 0.05, # share of the tokens in the val shard
+                min_split_tokens: int = MIN_SPLIT_TOKENS, # least tokens of val and of each train shard
+               ) -> list[int]:
     "Shard sizes [val, train, ...] for a corpus of `n_tokens`: val = `val_fraction` of it, the rest cut every `shard_size`."
     _check_split(shard_size, val_fraction, min_split_tokens)
     val = min(max(math.ceil(val_fraction * n_tokens), min_split_tokens), shard_size)
@@ -817,7 +864,8 @@ def _cut_stream(data_dir: Path, m: dict, path: Path, sizes: list[int]):
     del stream
 
 # %% ../nbs/01_data.ipynb #41fab654
-def debug_requested(flag: bool = False) -> bool:
+def debug_requested(flag: bool = False, # the command's --debug
+                   ) -> bool:
     "Should a CLI show tracebacks? `--debug` (`flag`) or BUILDNANOGPT_DEBUG set to anything but 0/false/no/empty."
     return bool(flag) or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no")
 
@@ -886,7 +934,8 @@ def _prep_main(p: argparse.ArgumentParser, args) -> Path:
     return shakespeare_prep(data_dir=args.data_dir or "data/shakespeare", num_proc=args.num_proc or 1,
                             shard_size=args.shard_size or SHAKESPEARE_SHARD_SIZE, overwrite=args.overwrite)
 
-def prep_cli(argv=None):
+def prep_cli(argv=None, # the arguments; default: the command line's
+            ):
     "Console script `buildnanogpt-prep`: the bundled plays (default), your own corpus (`--source`) or FineWeb-Edu (`--fineweb`)."
     p = _prep_parser()
     args = p.parse_args(argv)

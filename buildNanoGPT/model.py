@@ -222,7 +222,11 @@ def _config_from_hf(hc) -> GPTConfig:
     return GPTConfig(block_size=hc.n_positions, vocab_size=hc.vocab_size, n_layer=hc.n_layer, n_head=hc.n_head, n_embd=hc.n_embd)
 
 @patch(cls_method=True)
-def from_pretrained(cls: GPT, model_type: str, master_process: bool = True, **hf_kwargs):
+def from_pretrained(cls: GPT,
+                    model_type: str, # 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl' or a save_pretrained directory
+                    master_process: bool = True, # print the original package's loading line
+                    **hf_kwargs, # for `GPT2LMHeadModel.from_pretrained`: cache_dir=, local_files_only=, ...
+                   ):
     "GPT with the weights of a Hugging Face GPT-2: a hub name (`gpt2`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`) or a local directory."
     is_dir = Path(os.fspath(model_type)).expanduser().is_dir()
     if not is_dir and model_type not in HF_GPT2_NAMES:
@@ -247,7 +251,9 @@ def from_pretrained(cls: GPT, model_type: str, master_process: bool = True, **hf
     return model
 
 @patch
-def load_hf_state_dict(self: GPT, sd_hf: dict):
+def load_hf_state_dict(self: GPT,
+                       sd_hf: dict, # a `GPT2LMHeadModel`'s state_dict()
+                      ):
     "Copy a Hugging Face GPT-2 state dict into this model (transposing the Conv1D weights)."
     sd = self.state_dict()
     keys = [k for k in sd_hf if not _hf_buffer(k)]
@@ -265,7 +271,8 @@ def load_hf_state_dict(self: GPT, sd_hf: dict):
 
 # %% ../nbs/00_model.ipynb #512cd3f0
 @contextmanager
-def eval_mode(model: nn.Module):
+def eval_mode(model: nn.Module, # put in eval mode for the `with` block
+             ):
     "Run the block with `model` in eval mode (no dropout), then put back the mode it had."
     was_training = model.training
     model.eval()
@@ -274,7 +281,14 @@ def eval_mode(model: nn.Module):
 
 # %% ../nbs/00_model.ipynb #0033a1cc
 @patch
-def configure_optimizers(self: GPT, weight_decay, learning_rate, device_type, master_process=True, betas=(0.9, 0.95), eps=1e-8):
+def configure_optimizers(self: GPT,
+                         weight_decay: float, # for the 2-D tensors; biases and LayerNorms get none
+                         learning_rate: float, # the initial lr (the training loop's schedule sets it each step)
+                         device_type: str, # 'cuda' uses the fused AdamW kernel
+                         master_process: bool = True, # print the parameter summary
+                         betas=(0.9, 0.95), # Adam's moment decays (GPT-3's)
+                         eps: float = 1e-8, # Adam's epsilon
+                        ):
     "AdamW with `weight_decay` on the parameters of dim >= 2 only; fused on CUDA. Prints the original package's summary when `master_process`."
     params = [p for p in self.parameters() if p.requires_grad] # tied weight listed once
     decay = [p for p in params if p.dim() >= 2]
@@ -320,7 +334,11 @@ class ChunkedLinearCE(torch.autograd.Function):
         gh, gw = ctx.saved_tensors
         return (None if gh is None else gh * grad_out), (None if gw is None else gw * grad_out), None, None, None, None
 
-def chunked_head_loss(h, W, targets, chunk: int = 512):
+def chunked_head_loss(h, # (N, C) hidden states
+                      W, # (V, C) the head's weight
+                      targets, # (N,) token ids
+                      chunk: int = 512, # positions per chunk
+                     ):
     "Mean cross-entropy of the logits `h @ W.T` against `targets` without materialising them; `h` (N, C), `W` (V, C), `targets` (N,)."
     if targets.numel() and bool(((targets < 0) | (targets >= W.size(0))).any()):
         raise ValueError(f"targets must be token ids in [0, {W.size(0)}), got min {int(targets.min())}, max {int(targets.max())}")
@@ -366,24 +384,38 @@ def _sample_next(logits, temperature=1.0, top_k=None, do_sample=True, generator=
 def _last_logits(model, x): return model.lm_head(x[:, -1, :]) # (B, vocab_size): only the last position is needed
 
 @torch.no_grad()
-def prefill(model: GPT, idx, max_len: int) -> tuple[torch.Tensor, KVCache]:
+def prefill(model: GPT,
+            idx, # (B, T) prompt token ids; only the last `block_size` are used
+            max_len: int, # room of the new cache, in tokens
+           ) -> tuple[torch.Tensor, KVCache]:
     "Run the prompt `idx` (B, T), cropped to `block_size`, into a new `KVCache` of `max_len` tokens; -> (next-token logits, cache)."
     cache = KVCache(model.config.n_layer, max_len=max_len)
     return _last_logits(model, model.hidden(idx[:, -model.config.block_size:], kv_cache=cache)), cache
 
 @torch.no_grad()
-def decode_one_token(model: GPT, idx_next, cache: KVCache) -> torch.Tensor:
+def decode_one_token(model: GPT,
+                     idx_next, # (B, 1) the newest token ids
+                     cache: KVCache, # the cache `prefill` filled; advanced by one token
+                    ) -> torch.Tensor:
     "Run only the newest tokens `idx_next` (B, 1) against the cached keys and values; -> next-token logits (B, vocab_size)."
     return _last_logits(model, model.hidden(idx_next, kv_cache=cache))
 
 def _check_generate_args(idx, temperature, top_k):
     if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+    if top_k is not None: check_positive_int("top_k", top_k)
     if idx.dim() != 2 or idx.size(1) == 0: raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
 
 @patch
 @torch.no_grad()
-def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, do_sample=True, use_cache=True):
+def generate(self: GPT,
+             idx, # (B, T) prompt token ids
+             max_new_tokens: int, # tokens to add
+             temperature: float = 1.0, # divides the logits; 0: greedy
+             top_k: int | None = None, # draw among the `top_k` most likely tokens only
+             generator: torch.Generator | None = None, # makes the draws reproducible
+             do_sample: bool = True, # False: greedy (the argmax)
+             use_cache: bool = True, # False: the lecture's way, the whole context at every step
+            ):
     "Continue `idx` (B, T) by `max_new_tokens` tokens; returns (B, T + max_new_tokens). `temperature=0` or `do_sample=False`: greedy."
     _check_generate_args(idx, temperature, top_k)
     bs, cache = self.config.block_size, None
@@ -408,7 +440,9 @@ def hf_config(self: GPT):
                       layer_norm_epsilon=1e-5, tie_word_embeddings=True, bos_token_id=50256, eos_token_id=50256)
 
 @patch
-def save_hf(self: GPT, path):
+def save_hf(self: GPT,
+            path, # the folder to write (replaced if it exists)
+           ):
     "Save as a Hugging Face `GPT2LMHeadModel` checkpoint in directory `path` (loadable with `from_pretrained(path)`)."
     from transformers import GPT2LMHeadModel
     path = Path(path).expanduser()
@@ -444,7 +478,8 @@ PEAK_BF16_FLOPS = { # dense bf16 (no sparsity) from NVIDIA's datasheets; names a
     "B200": 2250e12,
 }
 
-def peak_flops_of(name: str) -> float | None:
+def peak_flops_of(name: str, # a GPU's name, as torch.cuda.get_device_name spells it
+                 ) -> float | None:
     "Peak dense bf16 FLOP/s of a GPU called `name` ('NVIDIA H100 NVL'), matched word by word; None when unknown."
     words = name.upper().replace("-", " ").split()
     for key in sorted(PEAK_BF16_FLOPS, key=len, reverse=True): # most specific first: "H100 NVL" before "H100"
@@ -452,14 +487,17 @@ def peak_flops_of(name: str) -> float | None:
         if any(words[i:i + len(k)] == k for i in range(len(words))): return PEAK_BF16_FLOPS[key]
     return None
 
-def get_peak_flops(device=None) -> float | None:
+def get_peak_flops(device=None, # a torch device; CPU and MPS give None
+                  ) -> float | None:
     "Peak dense bf16 FLOP/s of a CUDA `device` (see `peak_flops_of`); None when unknown (CPU, MPS, other GPUs)."
     device = torch.device(device if device is not None else "cpu")
     if device.type != "cuda" or not torch.cuda.is_available(): return None
     return peak_flops_of(torch.cuda.get_device_name(device))
 
 @patch
-def flops_per_token(self: GPT, T=None) -> float:
+def flops_per_token(self: GPT,
+                    T: int | None = None, # context length; default: block_size
+                   ) -> float:
     "Training FLOPs (forward + backward) per token at context length `T` (default: block_size): 6N + 12 L H Q T."
     c = self.config
     T = c.block_size if T is None else T
@@ -467,7 +505,12 @@ def flops_per_token(self: GPT, T=None) -> float:
     return float(6 * N + 12 * c.n_layer * c.n_head * c.head_size * T)
 
 @patch
-def estimate_mfu(self: GPT, tokens_per_sec, T=None, peak_flops=None, device=None) -> float | None:
+def estimate_mfu(self: GPT,
+                 tokens_per_sec: float, # measured training throughput
+                 T: int | None = None, # context length; default: block_size
+                 peak_flops: float | None = None, # the device's peak FLOP/s; default: looked up
+                 device=None, # whose peak to look up; default: the model's device
+                ) -> float | None:
     "Model FLOPs utilisation: achieved FLOP/s over `peak_flops` (or the peak of `device`, default: the model's device); None when unknown."
     if peak_flops is None:
         peak_flops = get_peak_flops(device if device is not None else next(self.parameters()).device)
