@@ -1,4 +1,4 @@
-"""The training loop: DDP, configs, LR schedule, gradient accumulation, validation, batched HellaSwag, sampling, checkpoints that resume, and the CLI
+"""The training loop in the lecture's order: one batch, the full loop, making it fast, AdamW and the LR schedule, gradient accumulation, DDP, evaluation and sampling, checkpoints; then what the lecture leaves out, and the CLI
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/train.html.md"""
 
@@ -471,6 +471,7 @@ class TrainRun:
     @property
     def log_dir(self) -> Path | None: return Path(self.train_cf.log_dir) if self.train_cf.log_dir else None
 
+# %% ../nbs/02_train.ipynb #a0ebdc77
 def check_train_inputs(model, train_loader, train_cf: TrainingConfig, ddp_cf) -> int:
     "Refuse a model, loader and config that do not fit together; return the gradient accumulation steps."
     raw, world = raw_model(model), getattr(ddp_cf, "ddp_world_size", 1)
@@ -507,6 +508,7 @@ def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf, optimizer=N
     run.t0 = time.perf_counter()
     return run
 
+# %% ../nbs/02_train.ipynb #49040b8e
 def _open_log(train_cf, start_step, master) -> Path | None:
     "The master's `log.txt`: emptied for a new run (`overwrite` first removes the old run's files), trimmed for a resumed one."
     if not (train_cf.log_dir and master): return None
@@ -695,6 +697,7 @@ def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float
     if not (math.isfinite(loss) and math.isfinite(norm)): # the same on every rank: all stop here
         raise NonFiniteLossError(_nonfinite_message(step, loss, norm, cf, s["last_checkpoint"] or run.resume_from))
 
+# %% ../nbs/02_train.ipynb #bd3486bc
 def log_val_loss(run: TrainRun, step: int, val_loss: float):
     "Print, log and plot a validation loss; keep the last and the best in the summary."
     s = run.summary
@@ -743,10 +746,14 @@ def checkpoint_path(log_dir, step: int) -> Path:
     "`log_dir/model_{step:05d}.pt`"
     return Path(log_dir) / f"model_{step:05d}.pt"
 
+def _checkpoints(log_dir) -> list[Path]:
+    "The `model_XXXXX.pt` files of `log_dir` (temporary files ignored), highest step first."
+    found = [(int(p.stem[6:]), p) for p in Path(log_dir).glob("model_*.pt") if p.stem[6:].isdigit()]
+    return [p for _, p in sorted(found, reverse=True)]
+
 def latest_checkpoint(log_dir) -> Path | None:
     "The checkpoint with the highest step in `log_dir` (`model_XXXXX.pt`; temporary files ignored), or None."
-    found = [(int(p.stem[6:]), p) for p in Path(log_dir).glob("model_*.pt") if p.stem[6:].isdigit()]
-    return max(found)[1] if found else None
+    return next(iter(_checkpoints(log_dir)), None)
 
 def _gather(obj, ddp_cf) -> list:
     "`obj` from every rank, in rank order (collective under DDP)."
@@ -828,6 +835,7 @@ def finish_run(run: TrainRun, last_step: int) -> dict:
     run.summary["tokens_per_sec"] = tokens / secs if secs > 0 else None
     return run.summary
 
+# %% ../nbs/02_train.ipynb #543cd4ba
 def _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=None) -> int:
     "Load the checkpoint to resume from into everything (`path`: rank 0's pick, else the newest whole one any rank holds); return the step to start from."
     checked = None if path is None else Path(path)
@@ -867,11 +875,6 @@ def checkpoint_problem(path) -> str | None:
     if not isinstance(ckpt, dict) or not {"model", "step"} <= ckpt.keys():
         return "not a buildNanoGPT checkpoint (no 'model' and 'step' entries)"
     return None
-
-def _checkpoints(log_dir) -> list[Path]:
-    "The `model_XXXXX.pt` files of `log_dir`, highest step first."
-    found = [(int(p.stem[6:]), p) for p in Path(log_dir).glob("model_*.pt") if p.stem[6:].isdigit()]
-    return [p for _, p in sorted(found, reverse=True)]
 
 def latest_good_checkpoint(log_dir, verbose: bool = True) -> Path | None:
     "The newest checkpoint in `log_dir` that is whole; each newer one that is not is reported (which, and why) and skipped."
