@@ -178,7 +178,11 @@ def _find_ddp(model):
         if hasattr(model, "_orig_mod"): model = model._orig_mod
         else: return None
 
-def create_model(ddp_cf, pre_trained: bool = False, config: GPTConfig | None = None, model_type: str = "gpt2", compile: bool = False):
+def create_model(ddp_cf, # the process's `DDPConfig`: its device, and whether to wrap in DDP
+                 pre_trained: bool = False, # OpenAI's weights (`GPT.from_pretrained(model_type)`) instead of a random init
+                 config: GPTConfig | None = None, # the model's shape; None: GPT-2 124M with vocabulary 50,304
+                 model_type: str = "gpt2", # with `pre_trained`: gpt2, gpt2-medium, ... or a save_pretrained folder
+                 compile: bool = False): # wrap in `torch.compile` (after DDP)
     "A GPT on `ddp_cf.device`: random init (`config`, default 124M with vocab 50304) or OpenAI's weights; DDP-wrapped under torchrun."
     if pre_trained:
         model = GPT.from_pretrained(model_type, getattr(ddp_cf, "master_process", True))
@@ -241,7 +245,10 @@ def attention_written_out(q, k, v, is_causal: bool = True, **kw): # q, k, v: (B,
 # %% ../nbs/02_train.ipynb #51acde6e
 SPEEDUPS = ["fp32", "TF32", "bf16", "flash attention", "torch.compile", "vocab 50304"] # the lecture's order
 
-def time_train_step(model, x, y, optimizer, autocast: bool = False, steps: int = 10, warmup: int = 3) -> tuple[float, float]:
+def time_train_step(model, x, y, optimizer, # the model trains on the one batch (x, y)
+                    autocast: bool = False, # bf16 autocast
+                    steps: int = 10, warmup: int = 3, # timed steps, and untimed ones before them
+                   ) -> tuple[float, float]: # median ms per step, the first step's loss
     "(median ms, first loss) of a training step on the batch `x, y`: forward, backward, AdamW; `warmup` steps untimed."
     dev, times, first = x.device.type, [], None
     for i in range(warmup + steps):
@@ -414,7 +421,9 @@ def get_lr(step: int, train_cf: TrainingConfig) -> float:
     return min_lr + coeff * (max_lr - min_lr)
 
 # %% ../nbs/02_train.ipynb #75a71bf7
-def build_optimizer(model, train_cf: TrainingConfig, ddp_cf) -> torch.optim.Optimizer:
+def build_optimizer(model, # the model (a DDP or compiled wrapper is taken off)
+                    train_cf: TrainingConfig, # its `weight_decay` and `max_lr`
+                    ddp_cf) -> torch.optim.Optimizer: # its `device_type` (fused AdamW on CUDA); the master prints
     "The run's optimizer: AdamW at `max_lr` with weight decay on the 2-D weights only, fused on CUDA (`GPT.configure_optimizers`)."
     return raw_model(model).configure_optimizers(weight_decay=train_cf.weight_decay, learning_rate=train_cf.max_lr,
                                                  device_type=ddp_cf.device_type, master_process=ddp_cf.master_process)
@@ -486,8 +495,11 @@ def check_train_inputs(model, train_loader, train_cf: TrainingConfig, ddp_cf) ->
         raise ValueError(f"T={T} is longer than the model's block_size={raw.config.block_size}; use T <= block_size")
     return train_cf.grad_accum_steps(ddp_cf)
 
-def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf, optimizer=None, enc=None, resume_from=None,
-              live_plot=False) -> TrainRun:
+def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
+              optimizer=None, # None: `build_optimizer`
+              enc=None, # the tokenizer for samples; None: GPT-2's
+              resume_from=None, # the checkpoint `claim_log_dir` picked (with `train_cf.resume`)
+              live_plot=False) -> TrainRun: # as `train_GPT`'s
     "Everything before the first step: checks, TF32, optimizer, `torch.compile`, resumed state, log file, live plot."
     grad_accum_steps = check_train_inputs(model, train_loader, train_cf, ddp_cf)
     master = ddp_cf.master_process
@@ -544,7 +556,8 @@ def _live_plot(live_plot, train_cf, log_file, master):
     return live_plot
 
 # %% ../nbs/02_train.ipynb #f6c0e5b7
-def optimization_step(run: TrainRun, step: int) -> tuple[float, float, float, float]:
+def optimization_step(run: TrainRun, step: int, # the step sets the learning rate (`get_lr`)
+                     ) -> tuple[float, float, float, float]: # the loss, the gradient norm (before clipping), the lr, seconds
     "One optimizer step: `grad_accum_steps` micro-batches, loss all-reduced, gradients clipped, LR from the schedule, AdamW."
     device, ddp_model, n = run.ddp_cf.device, _find_ddp(run.model), run.grad_accum_steps
     run.model.train()
@@ -572,9 +585,11 @@ def optimization_step(run: TrainRun, step: int) -> tuple[float, float, float, fl
 
 # %% ../nbs/02_train.ipynb #995e4035
 @torch.no_grad()
-def evaluate_loss(model, val_loader, ddp_cf, steps: int = 20, autocast: bool = False,
+def evaluate_loss(model, val_loader, ddp_cf,
+                  steps: int = 20, # batches averaged (`val_loss_steps`)
+                  autocast: bool = False, # bf16 autocast
                   progress: bool = False, # a tqdm bar on stderr (`show_progress`)
-                 ) -> float:
+                 ) -> float: # the mean loss, the same on every rank
     "Mean loss of the raw `model` over `steps` batches from the start of `val_loader`, averaged over ranks."
     val_loader.reset()
     total = torch.zeros((), device=ddp_cf.device)
@@ -595,7 +610,9 @@ def _pad_rows(rows, L, value=0):
     return torch.stack([torch.nn.functional.pad(r, (0, L - r.size(-1)), value=value) for r in rows])
 
 @torch.no_grad()
-def hellaswag_batch_predictions(model, examples, ddp_cf, enc=None, autocast: bool = False):
+def hellaswag_batch_predictions(model, examples, # HellaSwag examples (dicts of the jsonl), scored in one forward
+                                ddp_cf, enc=None, # the tokenizer; None: GPT-2's
+                                autocast: bool = False): # bf16 autocast
     "Predicted ending (acc_norm) and label of each example in `examples`, all in one padded forward."
     m = raw_model(model)
     bs = m.config.block_size
@@ -615,10 +632,13 @@ def hellaswag_batch_predictions(model, examples, ddp_cf, enc=None, autocast: boo
     losses = torch.nn.functional.cross_entropy(logits.float(), tokens[:, 1:][sel], reduction="none") # (K,)
     return data.predict_endings(losses, sel).tolist(), labels
 
-def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int = 16, max_examples: int | None = None,
-                       enc=None, autocast: bool = False,
+def evaluate_hellaswag(model, ddp_cf,
+                       data_dir="hellaswag", # the folder holding hellaswag_val.jsonl
+                       batch_examples: int = 16, # examples per forward (4 rows each)
+                       max_examples: int | None = None, # the first N examples only; None: all 10,042
+                       enc=None, autocast: bool = False, # the tokenizer (None: GPT-2's); bf16 autocast
                        progress: bool = False, # a tqdm bar on stderr (`show_progress`)
-                      ):
+                      ) -> tuple[int, int] | None: # (correct, total) over all ranks; None: no file
     "HellaSwag (acc_norm) as (num_correct, num_total), batched and split across ranks; None when the file is absent."
     here = _hellaswag_file(data_dir).is_file()
     if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): # machines need not share a disk: all ranks must agree
@@ -649,8 +669,13 @@ def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int 
     return int(counts[0]), int(counts[1])
 
 # %% ../nbs/02_train.ipynb #502bf730
-def generate_text(model, enc=None, ddp_cf=None, prompt: str = "Hello, I'm a language model,", num_return_sequences: int = 4,
-                  max_length: int = 32, top_k: int | None = 50, seed: int = 42, verbose: bool = True) -> list[str]:
+def generate_text(model, enc=None, ddp_cf=None, # the tokenizer (None: GPT-2's); the device and rank (None: the model's device)
+                  prompt: str = "Hello, I'm a language model,", # the lecture's prompt
+                  num_return_sequences: int = 4, # samples, generated as one batch
+                  max_length: int = 32, # tokens per sample, the prompt included
+                  top_k: int | None = 50, # sample among the k most likely tokens; None: all
+                  seed: int = 42, # each rank uses `seed + rank`
+                  verbose: bool = True) -> list[str]: # print `rank R sample i: ...`
     "Sample `num_return_sequences` continuations of `prompt` up to `max_length` tokens; prints `rank R sample i: ...`."
     enc = enc if enc is not None else data.get_tokenizer()
     m = raw_model(model)
@@ -773,8 +798,10 @@ def _data_identity(loader) -> dict | None:
     return dict(dir=str(root), name=m.get("name", Path(shards[0]).name.rsplit("_", 2)[0]), tokens=m.get("tokens"),
                 shards=len(shards))
 
-def save_checkpoint(path, model, optimizer=None, step: int | None = None, train_cf=None, train_loader=None,
-                    ddp_cf=None, val_loss: float | None = None) -> Path | None:
+def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wrappers are taken off)
+                    optimizer=None, step: int | None = None, # AdamW's moments; the last completed step
+                    train_cf=None, train_loader=None, # the run's config; the loader (every rank's position is gathered)
+                    ddp_cf=None, val_loss: float | None = None) -> Path | None: # the file written (master rank), else None
     "Write a resumable checkpoint atomically (master process writes; every rank must call it under DDP)."
     loader_states = None
     if train_loader is not None and hasattr(train_loader, "state_dict"):
@@ -816,7 +843,9 @@ def stop_requested(requested: bool, ddp_cf) -> bool:
         return bool(flag.item())
     return bool(requested)
 
-def checkpoint_if_due(run: TrainRun, step: int, stop: bool = False) -> Path | None:
+def checkpoint_if_due(run: TrainRun, step: int,
+                      stop: bool = False, # the run stops after this step: save it
+                     ) -> Path | None: # the checkpoint written, or None
     "Save a checkpoint every `checkpoint_interval` steps, at the last step and before stopping early (every rank calls it)."
     cf = run.train_cf
     periodic = bool(cf.checkpoint_interval) and step > 0 and step % cf.checkpoint_interval == 0
