@@ -127,7 +127,9 @@ class DDPConfig:
 # %% ../nbs/02_train.ipynb #07dff900
 def _due(step, interval, last_step): return bool(interval) and (step % interval == 0 or last_step)
 
-def train_GPT(model, train_loader, val_loader, train_cf: TrainingConfig, ddp_cf: DDPConfig, optimizer=None, enc=None,
+def train_GPT(model, train_loader, val_loader, # the model (`create_model`) and two `DataLoaderLite`s (val: None to skip)
+              train_cf, ddp_cf: DDPConfig, # the run's `TrainingConfig`; this process's `DDPConfig`
+              optimizer=None, enc=None, # None: `build_optimizer`; GPT-2's tokenizer
               stop_at_step: int | None = None, # stop after this step (checkpoint, return), as Ctrl-C would
               live_plot=False, # True: in Jupyter, loss curves redrawn in place as it trains (or a `viz.LivePlot`)
              ) -> dict: # the run's summary: losses, HellaSwag, tokens/s, last checkpoint
