@@ -1,4 +1,4 @@
-"""The training loop: DDP, configs, LR schedule, gradient accumulation, validation, batched HellaSwag, sampling, checkpoints that resume, and the CLI
+"""The training loop in the lecture's order: one batch, the full loop, making it fast, AdamW and the LR schedule, gradient accumulation, DDP, evaluation and sampling, checkpoints; then what the lecture leaves out, and the CLI
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/train.html.md"""
 
@@ -16,25 +16,29 @@ import sys
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import data
 from .model import GPT, GPTConfig, eval_mode
 
 # %% auto #0
-__all__ = ['LECTURE_PROMPT', 'DDPConfig', 'all_reduce_mean', 'all_reduce_sum', 'TrainingConfig', 'get_lr', 'set_random_seed',
-           'raw_model', 'create_model', 'fmt_duration', 'eta_seconds', 'show_progress', 'evaluate_loss',
-           'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text', 'get_rng_state', 'set_rng_state',
-           'checkpoint_path', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint',
-           'checkpoint_problem', 'latest_good_checkpoint', 'resume_mismatches', 'broadcast_object', 'once_per_machine',
-           'GracefulStop', 'RunDirError', 'RunLock', 'check_log_dir', 'claim_log_dir', 'NonFiniteLossError',
-           'train_GPT', 'train_main', 'run_report', 'train_cli', 'sample_from_checkpoint', 'sample_cli']
+__all__ = ['SPEEDUPS', 'LECTURE_PROMPT', 'DDPConfig', 'train_GPT', 'raw_model', 'create_model', 'fmt_duration', 'eta_seconds',
+           'show_progress', 'attention_written_out', 'time_train_step', 'speedup_ladder', 'TrainingConfig', 'get_lr',
+           'build_optimizer', 'set_random_seed', 'all_reduce_mean', 'all_reduce_sum', 'TrainRun', 'check_train_inputs',
+           'setup_run', 'optimization_step', 'evaluate_loss', 'hellaswag_batch_predictions', 'evaluate_hellaswag',
+           'generate_text', 'step_line', 'log_train_step', 'log_val_loss', 'log_hellaswag', 'get_rng_state',
+           'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint',
+           'model_from_checkpoint', 'stop_requested', 'checkpoint_if_due', 'finish_run', 'checkpoint_problem',
+           'latest_good_checkpoint', 'resume_mismatches', 'broadcast_object', 'once_per_machine', 'GracefulStop',
+           'RunDirError', 'RunLock', 'check_log_dir', 'claim_log_dir', 'NonFiniteLossError', 'train_main', 'run_report',
+           'train_cli', 'sample_from_checkpoint', 'sample_cli']
 
 # %% ../nbs/02_train.ipynb #7d4a9b11
 def _mps_available() -> bool: return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -112,18 +116,178 @@ class DDPConfig:
         "Wait for every rank (no-op in a single process)."
         if self.ddp and dist.is_initialized(): dist.barrier()
 
-# %% ../nbs/02_train.ipynb #187a2e54
-def all_reduce_mean(t: torch.Tensor, ddp_cf) -> torch.Tensor:
-    "Average `t` in place over all ranks (SUM then divide: gloo has no AVG); a no-op without DDP."
-    if getattr(ddp_cf, "ddp", False) and dist.is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t /= ddp_cf.ddp_world_size
-    return t
+    # the original package's spellings (read-only)
+    @property
+    def world_size(self) -> int: return self.ddp_world_size
+    @property
+    def rank(self) -> int: return self.ddp_rank
+    @property
+    def local_rank(self) -> int: return self.ddp_local_rank
 
-def all_reduce_sum(t: torch.Tensor, ddp_cf) -> torch.Tensor:
-    "Sum `t` in place over all ranks; a no-op without DDP."
-    if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
+# %% ../nbs/02_train.ipynb #07dff900
+def _due(step, interval, last_step): return bool(interval) and (step % interval == 0 or last_step)
+
+def train_GPT(model, train_loader, val_loader, # the model (`create_model`) and two `DataLoaderLite`s (val: None to skip)
+              train_cf, ddp_cf: DDPConfig, # the run's `TrainingConfig`; this process's `DDPConfig`
+              optimizer=None, enc=None, # None: `build_optimizer`; GPT-2's tokenizer
+              stop_at_step: int | None = None, # stop after this step (checkpoint, return), as Ctrl-C would
+              live_plot=False, # True: in Jupyter, loss curves redrawn in place as it trains (or a `viz.LivePlot`)
+             ) -> dict: # the run's summary: losses, HellaSwag, tokens/s, last checkpoint
+    "Train `model` for `train_cf.max_steps` optimizer steps (validation, HellaSwag, samples, log, checkpoints); returns a summary."
+    cf, master = train_cf, ddp_cf.master_process
+    with claim_log_dir(cf, getattr(raw_model(model), "config", None), train_loader, ddp_cf) as resume_from: # one run per folder
+        run = setup_run(model, train_loader, cf, ddp_cf, optimizer, enc, resume_from, live_plot)
+        step = run.start_step - 1
+        with GracefulStop(verbose=master) as stopper: # Ctrl-C: finish the step, write a checkpoint, stop
+            for step in range(run.start_step, cf.max_steps):
+                last_step = step == cf.max_steps - 1
+                # once in a while evaluate our validation loss
+                if val_loader is not None and _due(step, cf.val_interval, last_step):
+                    log_val_loss(run, step, evaluate_loss(model, val_loader, ddp_cf, cf.val_loss_steps, run.use_autocast,
+                                                          progress=run.progress))
+                # once in a while evaluate hellaswag
+                if cf.hellaswag and _due(step, cf.hellaswag_interval, last_step):
+                    log_hellaswag(run, step, evaluate_hellaswag(model, ddp_cf, cf.hellaswag_dir, cf.hellaswag_batch,
+                                  cf.hellaswag_max_examples, enc=run.enc, autocast=run.use_autocast, progress=run.progress))
+                # once in a while generate from the model (not at step 0: noise)
+                if cf.sample_interval and ((step > 0 and step % cf.sample_interval == 0) or last_step):
+                    generate_text(model, run.enc, ddp_cf, prompt=cf.sample_prompt, num_return_sequences=cf.num_return_sequences,
+                                  max_length=cf.sample_max_length)
+                # do one step of the optimization
+                loss, norm, lr, dt = optimization_step(run, step)
+                log_train_step(run, step, loss, norm, lr, dt) # the step line; a nan loss stops the run here
+                # once in a while save a checkpoint (and at the last step, and before stopping early)
+                stop = stop_requested(stopper.requested or (stop_at_step is not None and step >= stop_at_step), ddp_cf)
+                checkpoint_if_due(run, step, stop)
+                if stop and not last_step:
+                    run.summary["stopped_early"] = True
+                    if master: print(f"stopped after step {step}" + ("; resume with resume=True (--resume)" if run.log_dir else ""))
+                    break
+        return finish_run(run, step)
+
+# %% ../nbs/02_train.ipynb #f1a7750f
+def raw_model(model) -> GPT:
+    "The plain module inside DDP and/or `torch.compile` wrappers (what to evaluate, sample from and save)."
+    while True:
+        if isinstance(model, DDP): model = model.module
+        elif hasattr(model, "_orig_mod"): model = model._orig_mod
+        else: return model
+
+def _find_ddp(model):
+    "The DDP wrapper in a chain of wrappers (for `no_sync`), or None."
+    while True:
+        if isinstance(model, DDP): return model
+        if hasattr(model, "_orig_mod"): model = model._orig_mod
+        else: return None
+
+def create_model(ddp_cf, # the process's `DDPConfig`: its device, and whether to wrap in DDP
+                 pre_trained: bool = False, # OpenAI's weights (`GPT.from_pretrained(model_type)`) instead of a random init
+                 config: GPTConfig | None = None, # the model's shape; None: GPT-2 124M with vocabulary 50,304
+                 model_type: str = "gpt2", # with `pre_trained`: gpt2, gpt2-medium, ... or a save_pretrained folder
+                 compile: bool = False): # wrap in `torch.compile` (after DDP)
+    "A GPT on `ddp_cf.device`: random init (`config`, default 124M with vocab 50304) or OpenAI's weights; DDP-wrapped under torchrun."
+    if pre_trained:
+        model = GPT.from_pretrained(model_type, getattr(ddp_cf, "master_process", True))
+    else:
+        model = GPT(config if config is not None else GPTConfig(vocab_size=50304))
+    model.to(ddp_cf.device)
+    if getattr(ddp_cf, "ddp", False):
+        # device_ids: the GPU this rank actually uses; on the CPU (gloo) DDP must not be given device ids
+        dev = torch.device(ddp_cf.device)
+        model = DDP(model, device_ids=[dev.index if dev.index is not None else torch.cuda.current_device()]) if dev.type == "cuda" else DDP(model)
+    if compile: model = torch.compile(model) # after DDP, as PyTorch recommends (DDP-aware graph breaks)
+    return model
+
+# %% ../nbs/02_train.ipynb #e12a0002
+def fmt_duration(seconds: float) -> str:
+    "A duration as a clock shows it: `0:42`, `12:05`, `1:02:03`."
+    s = int(round(max(0.0, seconds)))
+    h, m, s = s // 3600, s // 60 % 60, s % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+def eta_seconds(elapsed: float, # seconds since the first step of this run started
+                done: int,       # steps finished in this run
+                total: int,      # steps this run will do
+               ) -> float | None: # None before the first step ends
+    "Time left: the mean time per step so far times the steps left."
+    return elapsed / done * (total - done) if done > 0 else None
+
+def show_progress(ddp_cf=None, stream=None) -> bool:
+    "Whether to show progress bars: on the master rank, and only when `stream` (default stderr) is a terminal."
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return bool(getattr(ddp_cf, "master_process", True) and isatty is not None and isatty())
+
+def _bar(iterable=None, total=None, desc=None, progress: bool = False, **kw):
+    "A tqdm bar on stderr that leaves no line behind; a silent pass-through when `progress` is off."
+    return tqdm(iterable, total=total, desc=desc, disable=not progress, leave=False, file=sys.stderr, dynamic_ncols=True, **kw)
+
+# %% ../nbs/02_train.ipynb #1fba4e94
+def _autocast(ddp_cf, enabled):
+    "bf16 autocast context on `ddp_cf`'s device when `enabled`, else a no-op."
+    return torch.autocast(device_type=ddp_cf.device_type, dtype=torch.bfloat16) if enabled else nullcontext()
+
+def _use_autocast(train_cf, ddp_cf) -> bool:
+    "bf16 autocast: `train_cf.autocast`, or on CUDA only when it is None."
+    flag = getattr(train_cf, "autocast", None)
+    return ddp_cf.device_type == "cuda" if flag is None else bool(flag) and ddp_cf.device_type in ("cuda", "cpu")
+
+# %% ../nbs/02_train.ipynb #7cee11cf
+from unittest import mock
+from torch.nn import functional as F
+
+def attention_written_out(q, k, v, is_causal: bool = True, **kw): # q, k, v: (B, nh, T, hs)
+    "Causal attention as the lecture first writes it: the (T, T) scores, the mask, the softmax (what flash attention fuses)."
+    if not is_causal: raise ValueError("attention_written_out is the training path: causal attention only")
+    T = q.size(-2)
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1))) # (B, nh, T, T)
+    att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=q.device).tril(), float("-inf"))
+    return F.softmax(att, dim=-1) @ v # (B, nh, T, hs)
+
+# %% ../nbs/02_train.ipynb #51acde6e
+SPEEDUPS = ["fp32", "TF32", "bf16", "flash attention", "torch.compile", "vocab 50304"] # the lecture's order
+
+def time_train_step(model, x, y, optimizer, # the model trains on the one batch (x, y)
+                    autocast: bool = False, # bf16 autocast
+                    steps: int = 10, warmup: int = 3, # timed steps, and untimed ones before them
+                   ) -> tuple[float, float]: # median ms per step, the first step's loss
+    "(median ms, first loss) of a training step on the batch `x, y`: forward, backward, AdamW; `warmup` steps untimed."
+    dev, times, first = x.device.type, [], None
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with (torch.autocast(device_type=dev, dtype=torch.bfloat16) if autocast else nullcontext()):
+            _, loss = model(x, y)
+        loss.backward()
+        optimizer.step()
+        if dev == "cuda": torch.cuda.synchronize()
+        if i >= warmup: times.append(time.perf_counter() - t0)
+        if first is None: first = loss.item()
+    return 1000 * sorted(times)[len(times) // 2], first
+
+def speedup_ladder(device: str = "cuda", # where to measure
+                   config: GPTConfig | None = None, # the model (default: GPT-2 124M with vocab 50257)
+                   B: int = 16, T: int = 1024, # the batch of every step
+                   steps: int = 10, warmup: int = 3, # timed steps per speed-up, and untimed ones before (compilation)
+                   compile_backend: str = "inductor", # `torch.compile`'s backend ('aot_eager': traced, not code-generated)
+                  ) -> list[dict]: # per speed-up: its name, ms/step, tokens/s, first loss
+    "Time a training step with the lecture's speed-ups turned on one after the other: fp32, TF32, bf16, flash, compile, 50304."
+    config, rows, prec = config or GPTConfig.gpt2_124m(), [], torch.get_float32_matmul_precision()
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.randint(0, 50257, (B, T), generator=g).to(device) for _ in range(2))
+    for i, name in enumerate(SPEEDUPS):
+        on = lambda s: i >= SPEEDUPS.index(s)
+        torch.set_float32_matmul_precision("high" if on("TF32") else "highest") # TF32
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(**{**asdict(config), "vocab_size": 50304 if on("vocab 50304") else 50257})).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+        step_model = torch.compile(model, backend=compile_backend) if on("torch.compile") else model
+        attention = (nullcontext() if on("flash attention") else
+                     mock.patch.object(F, "scaled_dot_product_attention", attention_written_out))
+        with attention: ms, loss = time_train_step(step_model, x, y, opt, on("bf16"), steps, warmup)
+        rows.append(dict(speedup=name, ms=ms, tokens_per_sec=B * T / ms * 1000, loss=loss))
+    torch.set_float32_matmul_precision(prec)
+    return rows
 
 # %% ../nbs/02_train.ipynb #29f6eada
 @dataclass
@@ -160,8 +324,17 @@ class TrainingConfig:
     model_name: str = "gpt2_124m"      # GPTConfig preset the CLI builds
     vocab_size: int = 50304            # 50257 padded to a multiple of 128: faster kernels (the lecture's "nice number")
     log_interval: int = 1              # print the step line every N steps
+    val_check_steps: int | None = field(default=None, repr=False, compare=False)  # the original package's name of `val_interval`
+    checkpoint_steps: int | None = field(default=None, repr=False, compare=False) # ... of `checkpoint_interval`
 
     def __post_init__(self):
+        for alias, name in _ALIASES.items(): # the original spelling sets ours, then reads None (one setting, one field)
+            value = getattr(self, alias)
+            if value is None: continue
+            if getattr(self, name) not in (value, _DEFAULTS[name]):
+                raise ValueError(f"TrainingConfig: {alias}={value!r} and {name}={getattr(self, name)!r} are one setting "
+                                 f"spelled two ways (the original package's and ours); pass one of them")
+            setattr(self, name, value); setattr(self, alias, None)
         for k in ("total_batch_size", "B", "T", "max_steps", "val_loss_steps", "hellaswag_batch", "vocab_size", "log_interval"):
             data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k))
         for k in ("warmup_steps", "val_interval", "hellaswag_interval", "sample_interval", "checkpoint_interval"):
@@ -175,8 +348,14 @@ class TrainingConfig:
         if self.log_dir is not None: self.log_dir = str(self.log_dir)
         self.data_dir, self.hellaswag_dir = str(self.data_dir), str(self.hellaswag_dir)
 
-    def grad_accum_steps(self, ddp_cf=None) -> int:
-        "Micro-steps per optimizer step for a world size (an int, or a `DDPConfig`; default 1)."
+    @property
+    def grad_accum_steps(self) -> int:
+        "Micro-steps per optimizer step: a number (for this process's `WORLD_SIZE`, as the original package's attribute); call it with a world size or a `DDPConfig` for another: `grad_accum_steps(8)`."
+        try: world = int(os.environ.get("WORLD_SIZE", 1))
+        except ValueError: world = 1
+        return _AccumSteps(self._accum_steps(world), self)
+
+    def _accum_steps(self, ddp_cf=None) -> int:
         world = ddp_cf if isinstance(ddp_cf, int) else getattr(ddp_cf, "ddp_world_size", 1)
         per_step = self.B * self.T * world
         if self.total_batch_size % per_step:
@@ -193,20 +372,20 @@ class TrainingConfig:
     @classmethod
     def gpt2_124m(cls, **kw):
         "The full GPT-2 (124M) reproduction: 10B FineWeb-Edu tokens, 524,288 tokens/step, 19,073 steps."
-        return cls(**{**dict(total_batch_size=524288, B=64, T=1024, max_lr=6e-4, min_lr=6e-5, warmup_steps=715,
+        return cls(**_merge(dict(total_batch_size=524288, B=64, T=1024, max_lr=6e-4, min_lr=6e-5, warmup_steps=715,
                              max_steps=19073, weight_decay=0.1, val_interval=250, hellaswag_interval=250,
                              sample_interval=250, checkpoint_interval=5000, compile=True,
-                             data_dir="edu_fineweb10B", model_name="gpt2_124m", vocab_size=50304), **kw})
+                             data_dir="edu_fineweb10B", model_name="gpt2_124m", vocab_size=50304), kw))
 
     @classmethod
     def cpu_default(cls, **kw):
         "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_narrow()` reads 563k tokens of the bundled plays."
         # chosen by experiment (BENCHMARKS.md): in a fixed time, small steps of 1,024 tokens and a narrow model learn most
-        return cls(**{**dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=20, max_steps=550,
+        return cls(**_merge(dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=20, max_steps=550,
                              weight_decay=0.1, val_interval=110, val_loss_steps=12, hellaswag_interval=275,
                              hellaswag_max_examples=200, sample_interval=275, num_return_sequences=2,
                              sample_max_length=64, sample_prompt="KING.\n", checkpoint_interval=275,
-                             data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), **kw})
+                             data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), kw))
 
     @classmethod
     def from_name(cls, name: str, **kw):
@@ -215,6 +394,23 @@ class TrainingConfig:
         presets = {"gpt2_124m": "gpt2_124m", "124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu_default": "cpu_default", "cpu": "cpu_default"}
         if key not in presets: raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(presets)}")
         return getattr(cls, presets[key])(**kw)
+
+class _AccumSteps(int):
+    "`TrainingConfig.grad_accum_steps`: an int that can be called for another world size."
+    def __new__(cls, n: int, train_cf):
+        self = super().__new__(cls, n)
+        self._cf = train_cf
+        return self
+    def __call__(self, ddp_cf=None) -> int: # a world size, or a `DDPConfig`; default 1
+        return self._cf._accum_steps(ddp_cf)
+
+_ALIASES = {"val_check_steps": "val_interval", "checkpoint_steps": "checkpoint_interval"} # the original package's names
+_DEFAULTS = {f.name: f.default for f in fields(TrainingConfig)}
+
+def _merge(preset: dict, kw: dict) -> dict:
+    "A preset's settings updated with `kw`; a setting given in the original spelling replaces the preset's."
+    return {**{k: v for k, v in preset.items() if not any(kw.get(a) is not None and n == k for a, n in _ALIASES.items())}, **kw}
+
 
 # %% ../nbs/02_train.ipynb #7fe17d06
 def get_lr(step: int, train_cf: TrainingConfig) -> float:
@@ -225,6 +421,14 @@ def get_lr(step: int, train_cf: TrainingConfig) -> float:
     decay_ratio = (step - warmup) / max(1, max_steps - warmup) # 0 -> 1 over the decay
     coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))    # 1 -> 0
     return min_lr + coeff * (max_lr - min_lr)
+
+# %% ../nbs/02_train.ipynb #75a71bf7
+def build_optimizer(model, # the model (a DDP or compiled wrapper is taken off)
+                    train_cf: TrainingConfig, # its `weight_decay` and `max_lr`
+                    ddp_cf) -> torch.optim.Optimizer: # its `device_type` (fused AdamW on CUDA); the master prints
+    "The run's optimizer: AdamW at `max_lr` with weight decay on the 2-D weights only, fused on CUDA (`GPT.configure_optimizers`)."
+    return raw_model(model).configure_optimizers(weight_decay=train_cf.weight_decay, learning_rate=train_cf.max_lr,
+                                                 device_type=ddp_cf.device_type, master_process=ddp_cf.master_process)
 
 # %% ../nbs/02_train.ipynb #866491dd
 def set_random_seed(seed: int = 1337):
@@ -237,74 +441,157 @@ def set_random_seed(seed: int = 1337):
     torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
 
-# %% ../nbs/02_train.ipynb #f1a7750f
-def raw_model(model) -> GPT:
-    "The plain module inside DDP and/or `torch.compile` wrappers (what to evaluate, sample from and save)."
-    while True:
-        if isinstance(model, DDP): model = model.module
-        elif hasattr(model, "_orig_mod"): model = model._orig_mod
-        else: return model
+# %% ../nbs/02_train.ipynb #187a2e54
+def all_reduce_mean(t: torch.Tensor, ddp_cf) -> torch.Tensor:
+    "Average `t` in place over all ranks (SUM then divide: gloo has no AVG); a no-op without DDP."
+    if getattr(ddp_cf, "ddp", False) and dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t /= ddp_cf.ddp_world_size
+    return t
 
-def _find_ddp(model):
-    "The DDP wrapper in a chain of wrappers (for `no_sync`), or None."
-    while True:
-        if isinstance(model, DDP): return model
-        if hasattr(model, "_orig_mod"): model = model._orig_mod
-        else: return None
+def all_reduce_sum(t: torch.Tensor, ddp_cf) -> torch.Tensor:
+    "Sum `t` in place over all ranks; a no-op without DDP."
+    if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
 
-def create_model(ddp_cf, pre_trained: bool = False, config: GPTConfig | None = None, model_type: str = "gpt2", compile: bool = False):
-    "A GPT on `ddp_cf.device`: random init (`config`, default 124M with vocab 50304) or OpenAI's weights; DDP-wrapped under torchrun."
-    if pre_trained:
-        model = GPT.from_pretrained(model_type, getattr(ddp_cf, "master_process", True))
-    else:
-        model = GPT(config if config is not None else GPTConfig(vocab_size=50304))
-    model.to(ddp_cf.device)
-    if getattr(ddp_cf, "ddp", False):
-        # device_ids: the GPU this rank actually uses; on the CPU (gloo) DDP must not be given device ids
-        dev = torch.device(ddp_cf.device)
-        model = DDP(model, device_ids=[dev.index if dev.index is not None else torch.cuda.current_device()]) if dev.type == "cuda" else DDP(model)
-    if compile: model = torch.compile(model) # after DDP, as PyTorch recommends (DDP-aware graph breaks)
-    return model
+# %% ../nbs/02_train.ipynb #dd1170ac
+@dataclass
+class TrainRun:
+    "What the loop carries from step to step: the model (as given and as stepped), optimizer, data, configs, log, summary."
+    model: torch.nn.Module          # as given (DDP-wrapped under torchrun): evaluated and saved through `raw_model`
+    train_model: torch.nn.Module    # what the optimization step runs: `model`, compiled when `train_cf.compile`
+    optimizer: torch.optim.Optimizer
+    train_loader: object
+    train_cf: TrainingConfig
+    ddp_cf: DDPConfig
+    enc: object                     # the tokenizer samples are decoded with
+    grad_accum_steps: int           # micro-batches per optimizer step
+    use_autocast: bool              # bf16 autocast for forward passes
+    start_step: int = 0             # 0, or the step after the checkpoint it resumed from
+    resume_from: Path | None = None # the checkpoint rank 0 checked before the run (`claim_log_dir`)
+    log_file: Path | None = None    # log.txt (master rank only)
+    live: object = None             # a `viz.LivePlot`, or None
+    progress: bool = False          # tqdm bars for the evaluations
+    summary: dict = field(default_factory=dict)
+    t0: float = 0.0                 # when the run started (elapsed and ETA count everything)
+    timed: tuple = (0, 0.0)         # tokens and seconds of the timed steps (not the first: warm-up, compilation)
+    said_no_hellaswag: bool = False # the missing HellaSwag file is reported once
 
-# %% ../nbs/02_train.ipynb #e12a0002
-from tqdm import tqdm
+    @property
+    def raw(self) -> GPT: return raw_model(self.model)
+    @property
+    def log_dir(self) -> Path | None: return Path(self.train_cf.log_dir) if self.train_cf.log_dir else None
 
-def fmt_duration(seconds: float) -> str:
-    "A duration as a clock shows it: `0:42`, `12:05`, `1:02:03`."
-    s = int(round(max(0.0, seconds)))
-    h, m, s = s // 3600, s // 60 % 60, s % 60
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+# %% ../nbs/02_train.ipynb #a0ebdc77
+def check_train_inputs(model, train_loader, train_cf: TrainingConfig, ddp_cf) -> int:
+    "Refuse a model, loader and config that do not fit together; return the gradient accumulation steps."
+    raw, world = raw_model(model), getattr(ddp_cf, "ddp_world_size", 1)
+    if getattr(ddp_cf, "ddp", False) and world > 1 and _find_ddp(model) is None:
+        raise ValueError("running under torchrun but the model is not wrapped in DistributedDataParallel, so gradients would "
+                         "never be averaged across ranks: build it with create_model(ddp_cf)")
+    B, T = train_cf.B, train_cf.T
+    if (getattr(train_loader, "B", B), getattr(train_loader, "T", T)) != (B, T):
+        raise ValueError(f"train_loader makes ({train_loader.B}, {train_loader.T}) batches but train_cf has B={B}, T={T}; "
+                         f"build it with DataLoaderLite(B=train_cf.B, T=train_cf.T, ...)")
+    if T > raw.config.block_size:
+        raise ValueError(f"T={T} is longer than the model's block_size={raw.config.block_size}; use T <= block_size")
+    return train_cf.grad_accum_steps(ddp_cf)
 
-def eta_seconds(elapsed: float, # seconds since the first step of this run started
-                done: int,       # steps finished in this run
-                total: int,      # steps this run will do
-               ) -> float | None: # None before the first step ends
-    "Time left: the mean time per step so far times the steps left."
-    return elapsed / done * (total - done) if done > 0 else None
+def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
+              optimizer=None, # None: `build_optimizer`
+              enc=None, # the tokenizer for samples; None: GPT-2's
+              resume_from=None, # the checkpoint `claim_log_dir` picked (with `train_cf.resume`)
+              live_plot=False) -> TrainRun: # as `train_GPT`'s
+    "Everything before the first step: checks, TF32, optimizer, `torch.compile`, resumed state, log file, live plot."
+    grad_accum_steps = check_train_inputs(model, train_loader, train_cf, ddp_cf)
+    master = ddp_cf.master_process
+    if master:
+        print(f"total desired batch size: {train_cf.total_batch_size}")
+        print(f"=> calculated gradient accumulation steps: {grad_accum_steps}")
+    if ddp_cf.device_type == "cuda": torch.set_float32_matmul_precision("high") # TF32 for the fp32 matmuls
+    if optimizer is None: optimizer = build_optimizer(model, train_cf, ddp_cf)
+    train_model = torch.compile(model) if train_cf.compile and not hasattr(model, "_orig_mod") else model
+    run = TrainRun(model, train_model, optimizer, train_loader, train_cf, ddp_cf, enc if enc is not None else data.get_tokenizer(),
+                   grad_accum_steps, _use_autocast(train_cf, ddp_cf), resume_from=resume_from, progress=show_progress(ddp_cf))
+    if train_cf.resume: run.start_step = _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=resume_from)
+    run.log_file = _open_log(train_cf, run.start_step, master)
+    run.summary = dict(start_step=run.start_step, steps=0, tokens=0, final_val_loss=None, best_val_loss=None,
+                       min_train_loss=None, final_train_loss=None, hellaswag_acc=None, tokens_per_sec=None,
+                       last_checkpoint=None, stopped_early=False, elapsed_s=0.0)
+    run.live = _live_plot(live_plot, train_cf, run.log_file, master)
+    run.t0 = time.perf_counter()
+    return run
 
-def show_progress(ddp_cf=None, stream=None) -> bool:
-    "Whether to show progress bars: on the master rank, and only when `stream` (default stderr) is a terminal."
-    stream = sys.stderr if stream is None else stream
-    isatty = getattr(stream, "isatty", None)
-    return bool(getattr(ddp_cf, "master_process", True) and isatty is not None and isatty())
+# %% ../nbs/02_train.ipynb #49040b8e
+def _open_log(train_cf, start_step, master) -> Path | None:
+    "The master's `log.txt`: emptied for a new run (`overwrite` first removes the old run's files), trimmed for a resumed one."
+    if not (train_cf.log_dir and master): return None
+    log_dir = Path(train_cf.log_dir)
+    log_file = log_dir / "log.txt"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if start_step == 0:
+        if train_cf.overwrite: _remove_run_files(log_dir) # nothing of the old run stays behind
+        log_file.write_text("") # a new run starts a new log
+    else: _trim_log(log_file, start_step - 1)
+    return log_file
 
-def _bar(iterable=None, total=None, desc=None, progress: bool = False, **kw):
-    "A tqdm bar on stderr that leaves no line behind; a silent pass-through when `progress` is off."
-    return tqdm(iterable, total=total, desc=desc, disable=not progress, leave=False, file=sys.stderr, dynamic_ncols=True, **kw)
+def _log_line(log_file, line):
+    if log_file is not None:
+        with open(log_file, "a") as f: f.write(line + "\n")
+
+def _trim_log(log_file, last_step):
+    "Drop records after `last_step` (written by a run that went on past its last checkpoint)."
+    if log_file is None or not log_file.exists(): return
+    keep = [l for l in log_file.read_text().splitlines() if l.split() and l.split()[0].isdigit() and int(l.split()[0]) <= last_step]
+    data.atomic_write(log_file, lambda f: f.write("".join(l + "\n" for l in keep).encode()))
+
+def _live_plot(live_plot, train_cf, log_file, master):
+    "The `viz.LivePlot` of this run (master rank, in a notebook), seeded with the log of a resumed run; None: no live plot."
+    if not live_plot or not master: return None
+    if live_plot is True:
+        from buildNanoGPT.viz import LivePlot # imported here: matplotlib loads only when asked for
+        live_plot = LivePlot(sz="124M" if train_cf.model_name == "gpt2_124m" else None)
+    if not live_plot.available:
+        print("live_plot: no notebook display here (it needs a Jupyter kernel); the curves are in log.txt (buildnanogpt-plot)")
+        return None
+    if log_file is not None and log_file.exists(): live_plot.add_log(log_file)
+    return live_plot
+
+# %% ../nbs/02_train.ipynb #f6c0e5b7
+def optimization_step(run: TrainRun, step: int, # the step sets the learning rate (`get_lr`)
+                     ) -> tuple[float, float, float, float]: # the loss, the gradient norm (before clipping), the lr, seconds
+    "One optimizer step: `grad_accum_steps` micro-batches, loss all-reduced, gradients clipped, LR from the schedule, AdamW."
+    device, ddp_model, n = run.ddp_cf.device, _find_ddp(run.model), run.grad_accum_steps
+    run.model.train()
+    t0 = time.perf_counter()
+    run.optimizer.zero_grad(set_to_none=True)
+    loss_accum = torch.zeros((), device=device)
+    for micro_step in range(n):
+        x, y = run.train_loader.next_batch()
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        # DDP: all-reduce the gradients only on the last micro-step
+        with (nullcontext() if ddp_model is None or micro_step == n - 1 else ddp_model.no_sync()):
+            with _autocast(run.ddp_cf, run.use_autocast): # bf16
+                _, loss = run.train_model(x, y, return_logits=False) # loss only: chunked head on CPU fp32
+            loss = loss / n # the gradient of the mean over the whole batch
+            loss_accum += loss.detach()
+            loss.backward()
+    all_reduce_mean(loss_accum, run.ddp_cf)
+    norm = torch.nn.utils.clip_grad_norm_(run.raw.parameters(), run.train_cf.grad_clip)
+    lr = get_lr(step, run.train_cf)
+    for group in run.optimizer.param_groups: group["lr"] = lr
+    run.optimizer.step()
+    if run.ddp_cf.device_type == "cuda": torch.cuda.synchronize() # wait for the GPU, so that dt is the step's time
+    dt = time.perf_counter() - t0
+    return loss_accum.item(), norm.item(), lr, dt
 
 # %% ../nbs/02_train.ipynb #995e4035
-def _autocast(ddp_cf, enabled):
-    "bf16 autocast context on `ddp_cf`'s device when `enabled`, else a no-op."
-    return torch.autocast(device_type=ddp_cf.device_type, dtype=torch.bfloat16) if enabled else nullcontext()
-
-def _use_autocast(train_cf, ddp_cf) -> bool:
-    flag = getattr(train_cf, "autocast", None)
-    return ddp_cf.device_type == "cuda" if flag is None else bool(flag) and ddp_cf.device_type in ("cuda", "cpu")
-
 @torch.no_grad()
-def evaluate_loss(model, val_loader, ddp_cf, steps: int = 20, autocast: bool = False,
+def evaluate_loss(model, val_loader, ddp_cf,
+                  steps: int = 20, # batches averaged (`val_loss_steps`)
+                  autocast: bool = False, # bf16 autocast
                   progress: bool = False, # a tqdm bar on stderr (`show_progress`)
-                 ) -> float:
+                 ) -> float: # the mean loss, the same on every rank
     "Mean loss of the raw `model` over `steps` batches from the start of `val_loader`, averaged over ranks."
     val_loader.reset()
     total = torch.zeros((), device=ddp_cf.device)
@@ -325,7 +612,9 @@ def _pad_rows(rows, L, value=0):
     return torch.stack([torch.nn.functional.pad(r, (0, L - r.size(-1)), value=value) for r in rows])
 
 @torch.no_grad()
-def hellaswag_batch_predictions(model, examples, ddp_cf, enc=None, autocast: bool = False):
+def hellaswag_batch_predictions(model, examples, # HellaSwag examples (dicts of the jsonl), scored in one forward
+                                ddp_cf, enc=None, # the tokenizer; None: GPT-2's
+                                autocast: bool = False): # bf16 autocast
     "Predicted ending (acc_norm) and label of each example in `examples`, all in one padded forward."
     m = raw_model(model)
     bs = m.config.block_size
@@ -345,10 +634,13 @@ def hellaswag_batch_predictions(model, examples, ddp_cf, enc=None, autocast: boo
     losses = torch.nn.functional.cross_entropy(logits.float(), tokens[:, 1:][sel], reduction="none") # (K,)
     return data.predict_endings(losses, sel).tolist(), labels
 
-def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int = 16, max_examples: int | None = None,
-                       enc=None, autocast: bool = False,
+def evaluate_hellaswag(model, ddp_cf,
+                       data_dir="hellaswag", # the folder holding hellaswag_val.jsonl
+                       batch_examples: int = 16, # examples per forward (4 rows each)
+                       max_examples: int | None = None, # the first N examples only; None: all 10,042
+                       enc=None, autocast: bool = False, # the tokenizer (None: GPT-2's); bf16 autocast
                        progress: bool = False, # a tqdm bar on stderr (`show_progress`)
-                      ):
+                      ) -> tuple[int, int] | None: # (correct, total) over all ranks; None: no file
     "HellaSwag (acc_norm) as (num_correct, num_total), batched and split across ranks; None when the file is absent."
     here = _hellaswag_file(data_dir).is_file()
     if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): # machines need not share a disk: all ranks must agree
@@ -379,8 +671,13 @@ def evaluate_hellaswag(model, ddp_cf, data_dir="hellaswag", batch_examples: int 
     return int(counts[0]), int(counts[1])
 
 # %% ../nbs/02_train.ipynb #502bf730
-def generate_text(model, enc=None, ddp_cf=None, prompt: str = "Hello, I'm a language model,", num_return_sequences: int = 4,
-                  max_length: int = 32, top_k: int | None = 50, seed: int = 42, verbose: bool = True) -> list[str]:
+def generate_text(model, enc=None, ddp_cf=None, # the tokenizer (None: GPT-2's); the device and rank (None: the model's device)
+                  prompt: str = "Hello, I'm a language model,", # the lecture's prompt
+                  num_return_sequences: int = 4, # samples, generated as one batch
+                  max_length: int = 32, # tokens per sample, the prompt included
+                  top_k: int | None = 50, # sample among the k most likely tokens; None: all
+                  seed: int = 42, # each rank uses `seed + rank`
+                  verbose: bool = True) -> list[str]: # print `rank R sample i: ...`
     "Sample `num_return_sequences` continuations of `prompt` up to `max_length` tokens; prints `rank R sample i: ...`."
     enc = enc if enc is not None else data.get_tokenizer()
     m = raw_model(model)
@@ -397,6 +694,61 @@ def generate_text(model, enc=None, ddp_cf=None, prompt: str = "Hello, I'm a lang
     if verbose:
         for i, text in enumerate(texts): print(f"rank {rank} sample {i}: {text}")
     return texts
+
+# %% ../nbs/02_train.ipynb #b1d315a1
+def step_line(step: int, loss: float, norm: float, lr: float, dt: float, # seconds
+              tokens_per_sec: float, mfu: float | None = None, elapsed: float = 0.0, eta: float = 0.0) -> str:
+    "The lecture's step line, then MFU (on CUDA) and the time so far and left."
+    line = (f"step {step:5d} | loss: {loss:.6f} | lr {lr:.4e} | norm: {norm:.4f} | dt: {dt*1000:.2f}ms | "
+            f"tok/sec: {tokens_per_sec:.2f}")
+    if mfu is not None: line += f" | mfu: {100 * mfu:.1f}%"
+    return line + f" | elapsed {fmt_duration(elapsed)} | eta {fmt_duration(eta)}"
+
+def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float, dt: float):
+    "Print the step line (every `log_interval` steps and the last), log the loss, keep the summary; stop on a nan loss."
+    cf, s, world = run.train_cf, run.summary, getattr(run.ddp_cf, "ddp_world_size", 1)
+    tokens = cf.B * cf.T * run.grad_accum_steps * world
+    if step > run.start_step or cf.max_steps - run.start_step == 1: run.timed = (run.timed[0] + tokens, run.timed[1] + dt)
+    s["steps"] += 1
+    s["tokens"] += tokens
+    s["elapsed_s"] = elapsed = time.perf_counter() - run.t0
+    s["final_train_loss"] = loss
+    s["min_train_loss"] = loss if s["min_train_loss"] is None else min(s["min_train_loss"], loss)
+    if run.ddp_cf.master_process and (step % cf.log_interval == 0 or step == cf.max_steps - 1):
+        mfu = (run.raw.estimate_mfu(tokens / dt / world, T=cf.T)
+               if run.ddp_cf.device_type == "cuda" and hasattr(run.raw, "estimate_mfu") else None)
+        eta = eta_seconds(elapsed, step - run.start_step + 1, cf.max_steps - run.start_step)
+        print(step_line(step, loss, norm, lr, dt, tokens / dt, mfu, elapsed, eta), flush=True)
+    _log_line(run.log_file, f"{step} train {loss:.6f}")
+    if run.live is not None and math.isfinite(loss): run.live.add(step, "train", loss); run.live.draw()
+    if not (math.isfinite(loss) and math.isfinite(norm)): # the same on every rank: all stop here
+        raise NonFiniteLossError(_nonfinite_message(step, loss, norm, cf, s["last_checkpoint"] or run.resume_from))
+
+# %% ../nbs/02_train.ipynb #bd3486bc
+def log_val_loss(run: TrainRun, step: int, val_loss: float):
+    "Print, log and plot a validation loss; keep the last and the best in the summary."
+    s = run.summary
+    s["final_val_loss"] = val_loss
+    if math.isfinite(val_loss) and (s["best_val_loss"] is None or val_loss < s["best_val_loss"]): s["best_val_loss"] = val_loss
+    if run.ddp_cf.master_process: print(f"validation loss: {val_loss:.4f}")
+    _log_line(run.log_file, f"{step} val {val_loss:.4f}")
+    if run.live is not None: run.live.add(step, "val", val_loss)
+
+def log_hellaswag(run: TrainRun, step: int, result: tuple[int, int] | None): # `evaluate_hellaswag`'s (correct, total)
+    "Print, log and plot a HellaSwag accuracy; a missing file (`result` None) is reported once."
+    master = run.ddp_cf.master_process
+    if result is None:
+        if master and not run.said_no_hellaswag:
+            print(f"HellaSwag: {_hellaswag_file(run.train_cf.hellaswag_dir)} not found, skipping the HellaSwag "
+                  f"evaluation (get it with data.hellaswag_val_prep(), or set hellaswag_dir / --hellaswag-dir)")
+        run.said_no_hellaswag = True
+        return
+    correct, total = result
+    acc = correct / max(total, 1)
+    run.summary["hellaswag_acc"] = acc
+    if master: print(f"HellaSwag accuracy: {correct}/{total}={acc:.4f}")
+    _log_line(run.log_file, f"{step} hella {acc:.4f}")
+    if run.live is not None: run.live.add(step, "hella", acc)
 
 # %% ../nbs/02_train.ipynb #a4effad4
 def get_rng_state() -> dict:
@@ -421,10 +773,14 @@ def checkpoint_path(log_dir, step: int) -> Path:
     "`log_dir/model_{step:05d}.pt`"
     return Path(log_dir) / f"model_{step:05d}.pt"
 
+def _checkpoints(log_dir) -> list[Path]:
+    "The `model_XXXXX.pt` files of `log_dir` (temporary files ignored), highest step first."
+    found = [(int(p.stem[6:]), p) for p in Path(log_dir).glob("model_*.pt") if p.stem[6:].isdigit()]
+    return [p for _, p in sorted(found, reverse=True)]
+
 def latest_checkpoint(log_dir) -> Path | None:
     "The checkpoint with the highest step in `log_dir` (`model_XXXXX.pt`; temporary files ignored), or None."
-    found = [(int(p.stem[6:]), p) for p in Path(log_dir).glob("model_*.pt") if p.stem[6:].isdigit()]
-    return max(found)[1] if found else None
+    return next(iter(_checkpoints(log_dir)), None)
 
 def _gather(obj, ddp_cf) -> list:
     "`obj` from every rank, in rank order (collective under DDP)."
@@ -444,8 +800,10 @@ def _data_identity(loader) -> dict | None:
     return dict(dir=str(root), name=m.get("name", Path(shards[0]).name.rsplit("_", 2)[0]), tokens=m.get("tokens"),
                 shards=len(shards))
 
-def save_checkpoint(path, model, optimizer=None, step: int | None = None, train_cf=None, train_loader=None,
-                    ddp_cf=None, val_loss: float | None = None) -> Path | None:
+def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wrappers are taken off)
+                    optimizer=None, step: int | None = None, # AdamW's moments; the last completed step
+                    train_cf=None, train_loader=None, # the run's config; the loader (every rank's position is gathered)
+                    ddp_cf=None, val_loss: float | None = None) -> Path | None: # the file written (master rank), else None
     "Write a resumable checkpoint atomically (master process writes; every rank must call it under DDP)."
     loader_states = None
     if train_loader is not None and hasattr(train_loader, "state_dict"):
@@ -478,6 +836,61 @@ def model_from_checkpoint(path, ddp_cf) -> GPT:
     raw_model(model).load_state_dict(ckpt["model"])
     return model
 
+# %% ../nbs/02_train.ipynb #3040dd6d
+def stop_requested(requested: bool, ddp_cf) -> bool:
+    "Whether to stop after this step: `requested` on any rank (an all-reduce under DDP: every rank stops at the same step)."
+    if getattr(ddp_cf, "ddp", False) and dist.is_initialized():
+        flag = torch.tensor(float(requested), device=ddp_cf.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+    return bool(requested)
+
+def checkpoint_if_due(run: TrainRun, step: int,
+                      stop: bool = False, # the run stops after this step: save it
+                     ) -> Path | None: # the checkpoint written, or None
+    "Save a checkpoint every `checkpoint_interval` steps, at the last step and before stopping early (every rank calls it)."
+    cf = run.train_cf
+    periodic = bool(cf.checkpoint_interval) and step > 0 and step % cf.checkpoint_interval == 0
+    if run.log_dir is None or not (step == cf.max_steps - 1 or stop or periodic): return None
+    path = checkpoint_path(run.log_dir, step)
+    save_checkpoint(path, run.model, run.optimizer, step=step, train_cf=cf, train_loader=run.train_loader,
+                    ddp_cf=run.ddp_cf, val_loss=run.summary["final_val_loss"])
+    run.summary["last_checkpoint"] = str(path)
+    return path
+
+def finish_run(run: TrainRun, last_step: int) -> dict:
+    "The final live plot; the summary with the last step and the tokens/s of the timed steps."
+    if run.live is not None: run.live.close() # the final curves
+    tokens, secs = run.timed
+    run.summary["last_step"] = last_step
+    run.summary["tokens_per_sec"] = tokens / secs if secs > 0 else None
+    return run.summary
+
+# %% ../nbs/02_train.ipynb #543cd4ba
+def _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=None) -> int:
+    "Load the checkpoint to resume from into everything (`path`: rank 0's pick, else the newest whole one any rank holds); return the step to start from."
+    checked = None if path is None else Path(path)
+    path, ckpt = _load_for_all_ranks(train_cf.log_dir, ddp_cf, path) # machines need not share a disk
+    master = ddp_cf.master_process
+    if path is None:
+        if master: print(f"resume: no checkpoint in {train_cf.log_dir!r}, starting from step 0")
+        return 0
+    if path != checked: # found on another machine: check it as `claim_log_dir` checked rank 0's
+        diffs = resume_mismatches(ckpt, getattr(raw_model(model), "config", None), train_cf,
+                                  getattr(ddp_cf, "ddp_world_size", 1), _data_identity(train_loader))
+        if diffs: raise RunDirError(_mismatch_message(path, diffs))
+    raw_model(model).load_state_dict(ckpt["model"])
+    if ckpt.get("optimizer") is not None: optimizer.load_state_dict(ckpt["optimizer"])
+    states = ckpt.get("train_loader")
+    if states is not None and hasattr(train_loader, "load_state_dict"):
+        if len(states) != ddp_cf.ddp_world_size:
+            raise ValueError(f"{path} was written by {len(states)} process(es) but this run has {ddp_cf.ddp_world_size}; "
+                             f"resume with the same number of processes (torchrun --nproc_per_node={len(states)})")
+        train_loader.load_state_dict(states[ddp_cf.ddp_rank])
+    if ckpt.get("rng") is not None: set_rng_state(ckpt["rng"])
+    if master: print(f"resuming from {path} (step {ckpt['step']})")
+    return int(ckpt["step"]) + 1
+
 # %% ../nbs/02_train.ipynb #c4a1e002
 import zipfile
 
@@ -493,11 +906,6 @@ def checkpoint_problem(path) -> str | None:
     if not isinstance(ckpt, dict) or not {"model", "step"} <= ckpt.keys():
         return "not a buildNanoGPT checkpoint (no 'model' and 'step' entries)"
     return None
-
-def _checkpoints(log_dir) -> list[Path]:
-    "The `model_XXXXX.pt` files of `log_dir`, highest step first."
-    found = [(int(p.stem[6:]), p) for p in Path(log_dir).glob("model_*.pt") if p.stem[6:].isdigit()]
-    return [p for _, p in sorted(found, reverse=True)]
 
 def latest_good_checkpoint(log_dir, verbose: bool = True) -> Path | None:
     "The newest checkpoint in `log_dir` that is whole; each newer one that is not is reported (which, and why) and skipped."
@@ -712,206 +1120,6 @@ def _nonfinite_message(step: int, loss: float, norm: float, train_cf, last_good)
     else:
         msg += f"Start again with a lower max_lr (now {train_cf.max_lr:g})"
     return msg
-
-# %% ../nbs/02_train.ipynb #07dff900
-def _log_line(log_file, line):
-    if log_file is not None:
-        with open(log_file, "a") as f: f.write(line + "\n")
-
-def _trim_log(log_file, last_step):
-    "Drop records after `last_step` (written by a run that went on past its last checkpoint)."
-    if log_file is None or not log_file.exists(): return
-    keep = [l for l in log_file.read_text().splitlines() if l.split() and l.split()[0].isdigit() and int(l.split()[0]) <= last_step]
-    data.atomic_write(log_file, lambda f: f.write("".join(l + "\n" for l in keep).encode()))
-
-def _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=None) -> int:
-    "Load the checkpoint to resume from into everything (`path`: rank 0's pick, else the newest whole one any rank holds); return the step to start from."
-    checked = None if path is None else Path(path)
-    path, ckpt = _load_for_all_ranks(train_cf.log_dir, ddp_cf, path) # machines need not share a disk
-    master = ddp_cf.master_process
-    if path is None:
-        if master: print(f"resume: no checkpoint in {train_cf.log_dir!r}, starting from step 0")
-        return 0
-    if path != checked: # found on another machine: check it as `claim_log_dir` checked rank 0's
-        diffs = resume_mismatches(ckpt, getattr(raw_model(model), "config", None), train_cf,
-                                  getattr(ddp_cf, "ddp_world_size", 1), _data_identity(train_loader))
-        if diffs: raise RunDirError(_mismatch_message(path, diffs))
-    raw_model(model).load_state_dict(ckpt["model"])
-    if ckpt.get("optimizer") is not None: optimizer.load_state_dict(ckpt["optimizer"])
-    states = ckpt.get("train_loader")
-    if states is not None and hasattr(train_loader, "load_state_dict"):
-        if len(states) != ddp_cf.ddp_world_size:
-            raise ValueError(f"{path} was written by {len(states)} process(es) but this run has {ddp_cf.ddp_world_size}; "
-                             f"resume with the same number of processes (torchrun --nproc_per_node={len(states)})")
-        train_loader.load_state_dict(states[ddp_cf.ddp_rank])
-    if ckpt.get("rng") is not None: set_rng_state(ckpt["rng"])
-    if master: print(f"resuming from {path} (step {ckpt['step']})")
-    return int(ckpt["step"]) + 1
-
-def _due(step, interval, last_step): return bool(interval) and (step % interval == 0 or last_step)
-
-def train_GPT(model, train_loader, val_loader, train_cf: TrainingConfig, ddp_cf: DDPConfig, optimizer=None, enc=None,
-              stop_at_step: int | None = None,
-              live_plot=False, # True: in Jupyter, loss curves redrawn in place as it trains (or a `viz.LivePlot`)
-             ) -> dict:
-    "Train `model` for `train_cf.max_steps` optimizer steps (validation, HellaSwag, samples, log, checkpoints); returns a summary."
-    with claim_log_dir(train_cf, getattr(raw_model(model), "config", None), train_loader, ddp_cf) as resume_from: # one run per folder
-        return _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer, enc, stop_at_step, resume_from, live_plot)
-
-def _live_plot(live_plot, train_cf, log_file, master):
-    "The `viz.LivePlot` of this run (master rank, in a notebook), seeded with the log of a resumed run; None: no live plot."
-    if not live_plot or not master: return None
-    if live_plot is True:
-        from buildNanoGPT.viz import LivePlot # imported here: matplotlib loads only when asked for
-        live_plot = LivePlot(sz="124M" if train_cf.model_name == "gpt2_124m" else None)
-    if not live_plot.available:
-        print("live_plot: no notebook display here (it needs a Jupyter kernel); the curves are in log.txt (buildnanogpt-plot)")
-        return None
-    if log_file is not None and log_file.exists(): live_plot.add_log(log_file)
-    return live_plot
-
-def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=None, enc=None, stop_at_step=None,
-                resume_from=None, live_plot=False) -> dict:
-    "`train_GPT`'s loop, run while it holds `log_dir`."
-    master, device, device_type = ddp_cf.master_process, ddp_cf.device, ddp_cf.device_type
-    world = getattr(ddp_cf, "ddp_world_size", 1)
-    raw, ddp_model = raw_model(model), _find_ddp(model)
-    if getattr(ddp_cf, "ddp", False) and world > 1 and ddp_model is None:
-        raise ValueError("running under torchrun but the model is not wrapped in DistributedDataParallel, so gradients would "
-                         "never be averaged across ranks: build it with create_model(ddp_cf)")
-    B, T = train_cf.B, train_cf.T
-    if (getattr(train_loader, "B", B), getattr(train_loader, "T", T)) != (B, T):
-        raise ValueError(f"train_loader makes ({train_loader.B}, {train_loader.T}) batches but train_cf has B={B}, T={T}; "
-                         f"build it with DataLoaderLite(B=train_cf.B, T=train_cf.T, ...)")
-    if T > raw.config.block_size:
-        raise ValueError(f"T={T} is longer than the model's block_size={raw.config.block_size}; use T <= block_size")
-    grad_accum_steps = train_cf.grad_accum_steps(ddp_cf)
-    if master:
-        print(f"total desired batch size: {train_cf.total_batch_size}")
-        print(f"=> calculated gradient accumulation steps: {grad_accum_steps}")
-    if device_type == "cuda": torch.set_float32_matmul_precision("high") # TF32 for the fp32 matmuls
-    if optimizer is None:
-        optimizer = raw.configure_optimizers(weight_decay=train_cf.weight_decay, learning_rate=train_cf.max_lr,
-                                             device_type=device_type, master_process=master)
-    train_model = torch.compile(model) if train_cf.compile and not hasattr(model, "_orig_mod") else model
-    use_autocast = _use_autocast(train_cf, ddp_cf)
-    enc = enc if enc is not None else data.get_tokenizer()
-
-    start_step = _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=resume_from) if train_cf.resume else 0
-    log_dir = Path(train_cf.log_dir) if train_cf.log_dir else None
-    log_file = log_dir / "log.txt" if (log_dir is not None and master) else None
-    if log_file is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        if start_step == 0:
-            if train_cf.overwrite: _remove_run_files(log_dir) # nothing of the old run stays behind
-            log_file.write_text("") # a new run starts a new log
-        else: _trim_log(log_file, start_step - 1)
-
-    summary = dict(start_step=start_step, steps=0, tokens=0, final_val_loss=None, best_val_loss=None, min_train_loss=None,
-                   final_train_loss=None, hellaswag_acc=None, tokens_per_sec=None, last_checkpoint=None, stopped_early=False,
-                   elapsed_s=0.0)
-    live = _live_plot(live_plot, train_cf, log_file, master)
-    progress = show_progress(ddp_cf) # bars for validation and HellaSwag: master rank, terminal only
-    t_run = time.perf_counter() # elapsed and ETA count everything: steps, evaluations, samples, checkpoints
-    timed_tokens, timed_dt = 0, 0.0
-    hellaswag_reported_missing = False
-    step = start_step - 1
-    with GracefulStop(verbose=master) as stopper:
-        for step in range(start_step, train_cf.max_steps):
-            last_step = step == train_cf.max_steps - 1
-            # ---- evaluation (not timed) ----
-            if val_loader is not None and _due(step, train_cf.val_interval, last_step):
-                val_loss = evaluate_loss(model, val_loader, ddp_cf, train_cf.val_loss_steps, use_autocast, progress=progress)
-                summary["final_val_loss"] = val_loss
-                if math.isfinite(val_loss) and (summary["best_val_loss"] is None or val_loss < summary["best_val_loss"]):
-                    summary["best_val_loss"] = val_loss
-                if master: print(f"validation loss: {val_loss:.4f}")
-                _log_line(log_file, f"{step} val {val_loss:.4f}")
-                if live is not None: live.add(step, "val", val_loss)
-            if train_cf.hellaswag and _due(step, train_cf.hellaswag_interval, last_step):
-                res = evaluate_hellaswag(model, ddp_cf, train_cf.hellaswag_dir, train_cf.hellaswag_batch,
-                                         train_cf.hellaswag_max_examples, enc=enc, autocast=use_autocast,
-                                         progress=progress)
-                if res is None:
-                    if master and not hellaswag_reported_missing:
-                        print(f"HellaSwag: {_hellaswag_file(train_cf.hellaswag_dir)} not found, skipping the HellaSwag "
-                              f"evaluation (get it with data.hellaswag_val_prep(), or set hellaswag_dir / --hellaswag-dir)")
-                    hellaswag_reported_missing = True
-                else:
-                    correct, total = res
-                    acc = correct / max(total, 1)
-                    summary["hellaswag_acc"] = acc
-                    if master: print(f"HellaSwag accuracy: {correct}/{total}={acc:.4f}")
-                    _log_line(log_file, f"{step} hella {acc:.4f}")
-                    if live is not None: live.add(step, "hella", acc)
-            if train_cf.sample_interval and ((step > 0 and step % train_cf.sample_interval == 0) or last_step):
-                generate_text(model, enc, ddp_cf, prompt=train_cf.sample_prompt, num_return_sequences=train_cf.num_return_sequences,
-                              max_length=train_cf.sample_max_length)
-            # ---- one optimizer step ----
-            model.train()
-            t0 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            loss_accum = torch.zeros((), device=device)
-            for micro_step in range(grad_accum_steps):
-                x, y = train_loader.next_batch()
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                # DDP: all-reduce the gradients only on the last micro-step
-                sync = ddp_model is None or micro_step == grad_accum_steps - 1
-                with (nullcontext() if sync else ddp_model.no_sync()):
-                    with _autocast(ddp_cf, use_autocast): _, loss = train_model(x, y, return_logits=False) # loss only: chunked head on CPU fp32
-                    loss = loss / grad_accum_steps # the gradient of the mean over the whole batch
-                    loss_accum += loss.detach()
-                    loss.backward()
-            all_reduce_mean(loss_accum, ddp_cf)
-            norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), train_cf.grad_clip)
-            lr = get_lr(step, train_cf)
-            for group in optimizer.param_groups: group["lr"] = lr
-            optimizer.step()
-            if device_type == "cuda": torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-            # ---- report ----
-            tokens = B * T * grad_accum_steps * world
-            tps = tokens / dt
-            if step > start_step or train_cf.max_steps - start_step == 1: timed_tokens, timed_dt = timed_tokens + tokens, timed_dt + dt
-            loss_val = loss_accum.item()
-            summary["steps"] += 1
-            summary["tokens"] += tokens
-            summary["elapsed_s"] = elapsed = time.perf_counter() - t_run
-            eta = eta_seconds(elapsed, step - start_step + 1, train_cf.max_steps - start_step)
-            summary["final_train_loss"] = loss_val
-            summary["min_train_loss"] = loss_val if summary["min_train_loss"] is None else min(summary["min_train_loss"], loss_val)
-            if master and (step % train_cf.log_interval == 0 or last_step):
-                line = (f"step {step:5d} | loss: {loss_val:.6f} | lr {lr:.4e} | norm: {norm.item():.4f} | "
-                        f"dt: {dt*1000:.2f}ms | tok/sec: {tps:.2f}")
-                mfu = raw.estimate_mfu(tps / world, T=T) if device_type == "cuda" and hasattr(raw, "estimate_mfu") else None
-                if mfu is not None: line += f" | mfu: {100 * mfu:.1f}%"
-                line += f" | elapsed {fmt_duration(elapsed)} | eta {fmt_duration(eta)}"
-                print(line, flush=True)
-            _log_line(log_file, f"{step} train {loss_val:.6f}")
-            if live is not None and math.isfinite(loss_val): live.add(step, "train", loss_val); live.draw()
-            norm_val = norm.item()
-            if not (math.isfinite(loss_val) and math.isfinite(norm_val)): # the same on every rank: all stop here
-                last_good = summary["last_checkpoint"] or resume_from
-                raise NonFiniteLossError(_nonfinite_message(step, loss_val, norm_val, train_cf, last_good))
-            # ---- stop / checkpoint ----
-            stop = stopper.requested or (stop_at_step is not None and step >= stop_at_step)
-            if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): # every rank stops at the same step
-                flag = torch.tensor(float(stop), device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                stop = bool(flag.item())
-            periodic = bool(train_cf.checkpoint_interval) and step > 0 and step % train_cf.checkpoint_interval == 0
-            if log_dir is not None and (last_step or stop or periodic):
-                p = save_checkpoint(checkpoint_path(log_dir, step), model, optimizer, step=step, train_cf=train_cf,
-                                    train_loader=train_loader, ddp_cf=ddp_cf, val_loss=summary["final_val_loss"])
-                summary["last_checkpoint"] = str(checkpoint_path(log_dir, step))
-            if stop and not last_step:
-                summary["stopped_early"] = True
-                if master: print(f"stopped after step {step}" + (f"; resume with resume=True (--resume)" if log_dir else ""))
-                break
-    if live is not None: live.close() # the final curves
-    summary["last_step"] = step
-    summary["tokens_per_sec"] = timed_tokens / timed_dt if timed_dt > 0 else None
-    return summary
 
 # %% ../nbs/02_train.ipynb #385e1fb5
 import sys

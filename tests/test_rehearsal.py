@@ -168,6 +168,29 @@ gpu_kw = dict(model_name="cpu_tiny", B=4, T=32, total_batch_size=256, max_steps=
     assert _steps(gpu_root / "log" / "log.txt", "hella") == [0, 2]
 
 
+def test_train_rehearsal(local_inputs, tmp_path):
+    "02_train's GPU cells (the speed-up ladder, the 124M preset's run, fine-tuning OpenAI's weights) on the CPU, tiny."
+    from buildNanoGPT import data
+    import shutil
+    gpu_root = tmp_path / "gpu"
+    data.edu_fineweb10B_prep(data_dir=gpu_root / "edu_fineweb10B", source=str(local_inputs["corpus"]), shard_size=2**15)
+    (gpu_root / "hellaswag").mkdir()
+    shutil.copy(local_inputs["hellaswag"], gpu_root / "hellaswag" / "hellaswag_val.jsonl")
+    params = f"""# Parameters
+gpu_device = "cpu"
+gpu_root = Path({str(gpu_root)!r})
+weights = {str(local_inputs['weights'])!r}
+gpu_kw = dict(model_name="cpu_tiny", B=4, T=32, total_batch_size=256, max_steps=3, warmup_steps=1, val_interval=2,
+              val_loss_steps=2, hellaswag_interval=2, sample_interval=2, checkpoint_interval=0, compile=False)
+ladder_kw = dict(config=GPTConfig.cpu_tiny(), B=4, T=32, steps=2, warmup=1, compile_backend="aot_eager")
+"""
+    r = _rehearse("02_train.ipynb", params, tmp_path)
+    assert _steps(gpu_root / "log" / "log.txt") == [0, 1, 2]          # the 124M preset's cell, shrunk
+    assert _steps(gpu_root / "log_finetune" / "log.txt") == [0, 1, 2] # fine-tuning the given weights
+    assert _steps(gpu_root / "log" / "log.txt", "hella") == [0, 2]
+    assert "vocab 50304:" in r.stdout # the speed-up ladder's last row, printed by the #| cuda cell
+
+
 def data_complete(d):
     from buildNanoGPT import data
     m = data.read_manifest(d)
