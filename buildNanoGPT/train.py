@@ -28,13 +28,17 @@ from . import data
 from .model import GPT, GPTConfig
 
 # %% auto #0
-__all__ = ['LECTURE_PROMPT', 'DDPConfig', 'all_reduce_mean', 'all_reduce_sum', 'TrainingConfig', 'get_lr', 'set_random_seed',
-           'raw_model', 'create_model', 'fmt_duration', 'eta_seconds', 'show_progress', 'evaluate_loss',
-           'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text', 'get_rng_state', 'set_rng_state',
-           'checkpoint_path', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint',
-           'checkpoint_problem', 'latest_good_checkpoint', 'resume_mismatches', 'broadcast_object', 'once_per_machine',
-           'GracefulStop', 'RunDirError', 'RunLock', 'check_log_dir', 'claim_log_dir', 'NonFiniteLossError',
-           'train_GPT', 'train_main', 'run_report', 'train_cli', 'sample_from_checkpoint', 'sample_cli']
+__all__ = ['MODERN_MODEL_KW', 'RECIPES', 'LECTURE_PROMPT', 'DDPConfig', 'all_reduce_mean', 'all_reduce_sum', 'TrainingConfig',
+           'get_lr', 'set_random_seed', 'raw_model', 'create_model', 'recipe_kw', 'build_optimizer', 'fmt_duration',
+           'eta_seconds', 'show_progress', 'evaluate_loss', 'hellaswag_batch_predictions', 'evaluate_hellaswag',
+           'generate_text', 'get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'save_checkpoint',
+           'load_checkpoint', 'model_from_checkpoint', 'checkpoint_problem', 'latest_good_checkpoint',
+           'resume_mismatches', 'broadcast_object', 'once_per_machine', 'GracefulStop', 'RunDirError', 'RunLock',
+           'check_log_dir', 'claim_log_dir', 'NonFiniteLossError', 'train_GPT', 'train_main', 'run_report', 'train_cli',
+           'sample_from_checkpoint', 'sample_cli']
+
+# %% ../nbs/02_train.ipynb #b3f1e0a1
+from .modern import build_model, muon_adamw # the options beyond the lecture (nbs/05_beyond)
 
 # %% ../nbs/02_train.ipynb #7d4a9b11
 def _mps_available() -> bool: return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -160,6 +164,9 @@ class TrainingConfig:
     model_name: str = "gpt2_124m"      # GPTConfig preset the CLI builds
     vocab_size: int = 50304            # 50257 padded to a multiple of 128: faster kernels (the lecture's "nice number")
     log_interval: int = 1              # print the step line every N steps
+    optimizer: str = "adamw"           # "adamw" (the lecture's) or "muon": Muon for the blocks' matrices, AdamW for the rest
+    muon_lr: float = 0.02              # Muon's peak learning rate (the LR schedule scales it as it scales max_lr)
+    model_kw: dict = field(default_factory=dict) # GPTConfig options beyond the lecture, e.g. dict(rotary=True); {}: GPT-2
 
     def __post_init__(self):
         for k in ("total_batch_size", "B", "T", "max_steps", "val_loss_steps", "hellaswag_batch", "vocab_size", "log_interval"):
@@ -176,6 +183,15 @@ class TrainingConfig:
             raise ValueError(f"TrainingConfig.min_lr must be in [0, max_lr={self.max_lr}], got {self.min_lr!r}")
         if self.resume and self.overwrite:
             raise ValueError("TrainingConfig: resume=True and overwrite=True contradict each other; pass one of them")
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"TrainingConfig.optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+        if not self.muon_lr > 0: raise ValueError(f"TrainingConfig.muon_lr must be > 0, got {self.muon_lr!r}")
+        sizes = ("block_size", "vocab_size", "n_layer", "n_head", "n_embd")
+        options = [k for k in GPTConfig.__dataclass_fields__ if k not in sizes]
+        bad = sorted(set(self.model_kw) - set(options)) if isinstance(self.model_kw, dict) else None
+        if bad is None or bad:
+            raise ValueError(f"TrainingConfig.model_kw must be a dict of GPTConfig options {options}, got {self.model_kw!r}")
+        self.model_kw = dict(self.model_kw)
         if self.log_dir is not None: self.log_dir = str(self.log_dir)
         self.data_dir, self.hellaswag_dir = str(self.data_dir), str(self.hellaswag_dir)
 
@@ -192,7 +208,7 @@ class TrainingConfig:
 
     def gpt_config(self, **kw) -> GPTConfig:
         "The `GPTConfig` of the model this config trains (`model_name` preset with `vocab_size`)."
-        return GPTConfig.from_name(self.model_name, **{"vocab_size": self.vocab_size, **kw})
+        return GPTConfig.from_name(self.model_name, **{"vocab_size": self.vocab_size, **self.model_kw, **kw})
 
     @classmethod
     def gpt2_124m(cls, **kw):
@@ -213,11 +229,17 @@ class TrainingConfig:
                              data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), **kw})
 
     @classmethod
+    def modern(cls, preset: str = "cpu_default", **kw):
+        "`preset` with the modern recipe (`RECIPES['modern']`): the changes of nbs/05_beyond that helped, Muon and their learning rates."
+        return cls.from_name(preset, **{**recipe_kw("modern", preset), **kw})
+
+    @classmethod
     def from_name(cls, name: str, **kw):
-        "A preset by name: 'gpt2_124m' (or '124M') or 'cpu_default' (or 'cpu')."
+        "A preset by name: 'gpt2_124m' (or '124M'), 'cpu_default' (or 'cpu') or 'modern' (cpu_default with the modern recipe)."
         key = str(name).strip().lower().replace("-", "_")
+        if key == "modern": return cls.modern(**kw)
         presets = {"gpt2_124m": "gpt2_124m", "124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu_default": "cpu_default", "cpu": "cpu_default"}
-        if key not in presets: raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(presets)}")
+        if key not in presets: raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(presets) + ['modern']}")
         return getattr(cls, presets[key])(**kw)
 
 # %% ../nbs/02_train.ipynb #7fe17d06
@@ -257,11 +279,11 @@ def _find_ddp(model):
         else: return None
 
 def create_model(ddp_cf, pre_trained: bool = False, config: GPTConfig | None = None, model_type: str = "gpt2", compile: bool = False):
-    "A GPT on `ddp_cf.device`: random init (`config`, default 124M with vocab 50304) or OpenAI's weights; DDP-wrapped under torchrun."
+    "A GPT (a `ModernGPT` when `config` has options beyond GPT-2) on `ddp_cf.device`: random init (`config`, default 124M with vocab 50304) or OpenAI's weights; DDP-wrapped under torchrun."
     if pre_trained:
         model = GPT.from_pretrained(model_type, getattr(ddp_cf, "master_process", True))
     else:
-        model = GPT(config if config is not None else GPTConfig(vocab_size=50304))
+        model = build_model(config if config is not None else GPTConfig(vocab_size=50304)) # GPT, or ModernGPT for options beyond GPT-2
     model.to(ddp_cf.device)
     if getattr(ddp_cf, "ddp", False):
         # device_ids: the GPU this rank actually uses; on the CPU (gloo) DDP must not be given device ids
@@ -269,6 +291,31 @@ def create_model(ddp_cf, pre_trained: bool = False, config: GPTConfig | None = N
         model = DDP(model, device_ids=[dev.index if dev.index is not None else torch.cuda.current_device()]) if dev.type == "cuda" else DDP(model)
     if compile: model = torch.compile(model) # after DDP, as PyTorch recommends (DDP-aware graph breaks)
     return model
+
+# %% ../nbs/02_train.ipynb #b3f1e0a2
+MODERN_MODEL_KW = dict(rotary=True, qk_norm=True, relu2=True, tie_embeddings=False, zero_init_proj=True) # chosen in nbs/05_beyond
+
+RECIPES = { # TrainingConfig overrides per recipe and preset: the model options, the optimizer and their learning rates
+    "lecture": {},
+    "modern": {"cpu_default": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", max_lr=5e-3, muon_lr=0.02),
+               "gpt2_124m": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", muon_lr=0.02)}, # GPU: not tuned here
+}
+
+def recipe_kw(recipe: str = "lecture", preset: str = "cpu_default") -> dict:
+    "The `TrainingConfig` overrides of `recipe` ('lecture': none; 'modern': nbs/05_beyond's set) for a training `preset`."
+    if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+    if not RECIPES[recipe]: return {}
+    key = {"124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu": "cpu_default"}.get(preset.lower().replace("-", "_"), preset)
+    if key not in RECIPES[recipe]: raise ValueError(f"recipe {recipe!r} has no settings for preset {preset!r}; use one of {sorted(RECIPES[recipe])}")
+    return dict(RECIPES[recipe][key])
+
+def build_optimizer(model, train_cf: TrainingConfig, ddp_cf=None):
+    "The optimizer `train_cf.optimizer` names for `model`: the lecture's AdamW, or Muon (blocks' matrices) + AdamW (the rest)."
+    m, master = raw_model(model), getattr(ddp_cf, "master_process", True)
+    if train_cf.optimizer == "muon":
+        return muon_adamw(m, lr=train_cf.max_lr, muon_lr=train_cf.muon_lr, weight_decay=train_cf.weight_decay, master_process=master)
+    return m.configure_optimizers(weight_decay=train_cf.weight_decay, learning_rate=train_cf.max_lr,
+                                  device_type=getattr(ddp_cf, "device_type", "cpu"), master_process=master)
 
 # %% ../nbs/02_train.ipynb #e12a0002
 from tqdm import tqdm
@@ -536,7 +583,7 @@ def resume_mismatches(ckpt: dict, # a checkpoint (`load_checkpoint`)
     "What continuing from `ckpt` needs that this run does differently (empty: it may resume)."
     saved_model, saved_train, saved_data = ckpt.get("config") or {}, ckpt.get("train_config") or {}, ckpt.get("data") or {}
     pairs = [(f"model.{k}", saved_model.get(k), v) for k, v in (asdict(model_config).items() if model_config is not None else ())]
-    pairs += [(k, saved_train.get(k), getattr(train_cf, k)) for k in ("B", "T", "total_batch_size")]
+    pairs += [(k, saved_train.get(k), getattr(train_cf, k)) for k in ("B", "T", "total_batch_size", "optimizer")]
     pairs += [("world_size", ckpt.get("world_size"), world_size)]
     pairs += [(f"data.{k}", saved_data.get(k), (data_id or {}).get(k)) for k in ("name", "tokens", "shards")]
     # a value the checkpoint does not record (an older checkpoint) cannot be checked
@@ -810,8 +857,7 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
         print(f"=> calculated gradient accumulation steps: {grad_accum_steps}")
     if device_type == "cuda": torch.set_float32_matmul_precision("high") # TF32 for the fp32 matmuls
     if optimizer is None:
-        optimizer = raw.configure_optimizers(weight_decay=train_cf.weight_decay, learning_rate=train_cf.max_lr,
-                                             device_type=device_type, master_process=master)
+        optimizer = build_optimizer(raw, train_cf, ddp_cf)
     train_model = torch.compile(model) if train_cf.compile and not hasattr(model, "_orig_mod") else model
     use_autocast = _use_autocast(train_cf, ddp_cf)
     enc = enc if enc is not None else data.get_tokenizer()
@@ -884,7 +930,7 @@ def _train_loop(model, train_loader, val_loader, train_cf, ddp_cf, optimizer=Non
             all_reduce_mean(loss_accum, ddp_cf)
             norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), train_cf.grad_clip)
             lr = get_lr(step, train_cf)
-            for group in optimizer.param_groups: group["lr"] = lr
+            for group in optimizer.param_groups: group["lr"] = lr * group.get("lr_scale", 1.0) # Muon's groups: muon_lr / max_lr
             optimizer.step()
             if device_type == "cuda": torch.cuda.synchronize()
             dt = time.perf_counter() - t0
@@ -943,6 +989,8 @@ def _build_parser() -> argparse.ArgumentParser:
     preset = lambda k: f"(default: {fmt(getattr(cpu, k))} with cpu_default, {fmt(getattr(gpt, k))} with gpt2_124m)"
     a = p.add_argument
     a("--preset", default="cpu_default", choices=["cpu_default", "gpt2_124m"], help="training preset (default: cpu_default)")
+    a("--recipe", default="lecture", choices=sorted(RECIPES), help="lecture: GPT-2 and AdamW, as in the lecture; modern: "
+      "rotary, QK-norm, ReLU^2, untied head, zero-init projections and Muon (nbs/05_beyond) (default: lecture)")
     a("--data-dir", help=f"folder of token shards {preset('data_dir')}; cpu_default prepares its folder on first use")
     a("--model", help=f"GPTConfig preset to train from scratch: cpu_tiny, cpu_narrow, cpu_small, gpt2_124m, ... {preset('model_name')}")
     a("--init-from", metavar="NAME_OR_DIR", help="fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a "
@@ -1002,6 +1050,10 @@ def train_main(argv=None) -> dict:
         kw = {k: getattr(args, k) for k in _CLI_FIELDS if getattr(args, k) is not None}
         if args.model: kw["model_name"] = args.model
         if args.no_hellaswag: kw["hellaswag"] = False
+        if args.init_from and args.recipe != "lecture":
+            raise ValueError(f"--init-from loads GPT-2's weights, but --recipe {args.recipe} changes the architecture; "
+                             f"fine-tune with --recipe lecture, or train the {args.recipe} recipe from scratch")
+        kw = {**recipe_kw(args.recipe, args.preset), **kw}
         preset = TrainingConfig.from_name(args.preset)
         if args.init_from and args.max_lr is None: kw["max_lr"] = preset.max_lr / 10 # fine-tuning: gentler
         train_cf = TrainingConfig.from_name(args.preset, **kw)
@@ -1124,7 +1176,7 @@ def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is 
     ckpt_file = _checkpoint_to_sample(path)
     ckpt = load_checkpoint(ckpt_file)
     if prompt is None: prompt = (ckpt.get("train_config") or {}).get("sample_prompt") or LECTURE_PROMPT
-    model = GPT(GPTConfig(**ckpt["config"]))
+    model = build_model(GPTConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
     enc = enc if enc is not None else data.get_tokenizer()
