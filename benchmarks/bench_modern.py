@@ -127,7 +127,7 @@ def arm_spec(name, **kw):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["worker", "sweep", "ablation", "walltime", "all", "plot"])
+    p.add_argument("what", choices=["worker", "sweep", "ablation", "walltime", "all", "plot", "report"])
     p.add_argument("spec", nargs="?")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--lr", type=float, default=5e-3, help="AdamW peak LR of every arm")
@@ -138,16 +138,23 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.what == "worker": print(json.dumps(worker(json.loads(args.spec)))); return
     if args.what == "plot": return plot(load())
+    if args.what == "report": return print(report(load()))
     from buildNanoGPT.data import shakespeare_prep
     shakespeare_prep(str(DATA))
     recs = load()
-    if args.what == "all": # the sweep, then the ablation and the wall-time runs at each recipe's best learning rates
+    if args.what == "all": # the sweep, then wall time and the ablation at each recipe's best learning rates
         main(["sweep"])
         lec, mod = best(load(), "lecture"), best(load(), "modern")
         print(f"best: lecture lr {lec['lr']:g}; modern lr {mod['lr']:g}, muon_lr {mod['muon_lr']:g}", flush=True)
         common = ["--lr", str(lec["lr"]), "--modern-lr", str(mod["lr"]), "--muon-lr", str(mod["muon_lr"])]
-        main(["ablation", *common, "--seeds", *map(str, args.seeds)])
         main(["walltime", *common, "--seconds", str(args.seconds), "--seeds", "0", "1", "2"])
+        recs = load() # the sweep's best runs are the ablation's seed-0 runs of both recipes (the same spec)
+        for r in (x for x in list(recs) if x["spec"]["tag"] == "sweep" and x["spec"] in (lec, mod)):
+            recs.append({**r, "spec": {**r["spec"], "tag": "ablation"}, "copied_from": "sweep"})
+        save(recs)
+        singles = [a for a in ARMS if a != "lecture"]
+        for seeds, arms in (([1], ["lecture", "modern"]), ([0], singles), ([2], ["lecture", "modern"]), ([1], singles)):
+            main(["ablation", *common, "--seeds", *map(str, seeds), "--arms", *arms])
         return plot(load())
     if args.what == "sweep":
         specs = [arm_spec("lecture", lr=lr, seed=0) for lr in (2.5e-3, 5e-3, 1e-2, 1.25e-3)]
@@ -164,6 +171,42 @@ def main(argv=None):
             specs += [arm_spec("lecture", seed=s, lr=args.lr, seconds=args.seconds, evals=8),
                       arm_spec("modern", seed=s, lr=args.modern_lr or args.lr, muon_lr=args.muon_lr, seconds=args.seconds, evals=8)]
         schedule(specs, "walltime", recs)
+
+
+def report(recs) -> str:
+    "Markdown tables: the sweep, the ablation (final validation loss per seed, mean, mean difference to the lecture recipe), wall time."
+    import statistics as st
+    out = ["| sweep run (seed 0, 200 steps) | AdamW peak LR | Muon LR | final val loss |", "|---|---|---|---|"]
+    for r in (x for x in recs if x["spec"]["tag"] == "sweep"):
+        s = r["spec"]
+        out.append(f"| {s['arm']} | {s['lr']:g} | {s['muon_lr'] if s['optimizer'] == 'muon' else '-'} | {r['final']:.4f} |")
+    abl = [r for r in recs if r["spec"]["tag"] == "ablation"]
+    by = {}
+    for r in abl: by.setdefault(r["spec"]["arm"], {})[r["spec"]["seed"]] = r["final"]
+    lec = by.get("lecture", {})
+    out += ["", "| arm (equal tokens: 200 steps, 204,800 tokens) | val loss per seed | mean | mean diff vs lecture (same seeds) |",
+            "|---|---|---|---|"]
+    for arm, d in by.items():
+        common = [k for k in d if k in lec]
+        diff = st.mean(d[k] - lec[k] for k in common) if common else float("nan")
+        out.append(f"| {arm} | " + ", ".join(f"s{k}: {v:.4f}" for k, v in sorted(d.items())) +
+                   f" | {st.mean(d.values()):.4f} | {diff:+.4f} ({len(common)} seeds) |")
+    wt = {}
+    for r in (x for x in recs if x["spec"]["tag"] == "walltime"): wt.setdefault(r["spec"]["seed"], {})[r["spec"]["arm"]] = r
+    if wt:
+        out += ["", "| seed (equal wall time) | lecture: val loss, steps | modern: val loss, steps | modern - lecture | load before |",
+                "|---|---|---|---|---|"]
+        diffs = []
+        for seed, d in sorted(wt.items()):
+            if set(d) != {"lecture", "modern"}: continue
+            l, m = d["lecture"], d["modern"]; diffs.append(m["final"] - l["final"])
+            out.append(f"| {seed} | {l['final']:.4f}, {l['steps']} ({l['seconds']:.0f} s) | {m['final']:.4f}, {m['steps']} "
+                       f"({m['seconds']:.0f} s) | {diffs[-1]:+.4f} | {l.get('load_before', float('nan')):.1f} |")
+        if diffs:
+            sd = st.stdev(diffs) if len(diffs) > 1 else float("nan")
+            out.append(f"\nmean difference modern - lecture at equal wall time: {st.mean(diffs):+.4f} "
+                       f"(sd {sd:.4f}, {len(diffs)} seeds)")
+    return "\n".join(out)
 
 
 def best(recs, arm) -> dict:
