@@ -37,15 +37,39 @@ class GPTConfig:
     n_layer: int = 12       # number of transformer blocks
     n_head: int = 12        # attention heads per block
     n_embd: int = 768       # width of the residual stream
+    # beyond the lecture (nbs/05_beyond, `buildNanoGPT.modern`): every one off by default, so this stays GPT-2
+    rotary: bool = False          # rotary position embeddings instead of the learned wpe
+    qk_norm: bool = False         # RMS-normalise queries and keys per head
+    relu2: bool = False           # ReLU(x)^2 in the MLP instead of tanh-GELU
+    tie_embeddings: bool = True   # lm_head shares wte's weight (GPT-2); False: its own matrix
+    zero_init_proj: bool = False  # residual projections (attn and MLP c_proj) start at zero
+    logit_softcap: float = 0.0    # > 0: logits = cap * tanh(logits / cap); 0: off
 
     def __post_init__(self):
-        for f in fields(self): check_positive_int(f"GPTConfig.{f.name}", getattr(self, f.name))
+        for k in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"): check_positive_int(f"GPTConfig.{k}", getattr(self, k))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
                              f"pick n_head among the divisors of n_embd")
+        for k in _MODERN_DEFAULTS:
+            if k != "logit_softcap" and not isinstance(getattr(self, k), bool):
+                raise ValueError(f"GPTConfig.{k} must be True or False, got {getattr(self, k)!r}")
+        if isinstance(self.logit_softcap, bool) or not isinstance(self.logit_softcap, (int, float)) or self.logit_softcap < 0:
+            raise ValueError(f"GPTConfig.logit_softcap must be a number >= 0 (0: off), got {self.logit_softcap!r}")
+        if self.rotary and self.head_size % 2:
+            raise ValueError(f"rotary=True needs an even head size, got n_embd/n_head = {self.head_size}")
 
     @property
     def head_size(self): return self.n_embd // self.n_head
+
+    @property
+    def non_gpt2_options(self) -> dict:
+        "The options beyond the lecture that this config turns on (empty: plain GPT-2)."
+        return {k: getattr(self, k) for k, v in _MODERN_DEFAULTS.items() if getattr(self, k) != v}
+
+    @property
+    def is_gpt2(self) -> bool:
+        "True when this is GPT-2's architecture exactly (every option beyond the lecture off)."
+        return not self.non_gpt2_options
 
     @classmethod
     def gpt2_124m(cls, **kw):  return cls(**{**dict(n_layer=12, n_head=12, n_embd=768), **kw})
@@ -76,6 +100,8 @@ class GPTConfig:
         if key not in _PRESET_NAMES:
             raise ValueError(f"unknown GPT config name {name!r}; choose one of {sorted(set(_PRESET_NAMES))}")
         return getattr(cls, _PRESET_NAMES[key])(**kw)
+
+_MODERN_DEFAULTS = dict(rotary=False, qk_norm=False, relu2=False, tie_embeddings=True, zero_init_proj=False, logit_softcap=0.0)
 
 _PRESET_NAMES = {
     "124m": "gpt2_124m", "gpt2": "gpt2_124m", "gpt2_124m": "gpt2_124m", "gpt2_small": "gpt2_124m",
@@ -144,6 +170,9 @@ class GPT(nn.Module):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}; e.g. GPT(GPTConfig.cpu_tiny())")
+        if not config.is_gpt2:
+            raise ValueError(f"GPT is GPT-2 exactly, but this config turns on {config.non_gpt2_options}: build it with "
+                             f"buildNanoGPT.modern.build_model(config) (a ModernGPT)")
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd), # token embeddings
@@ -433,8 +462,11 @@ def generate(self: GPT,
 @patch
 def hf_config(self: GPT):
     "A `transformers.GPT2Config` describing this model (GPT-2's architecture, no dropout)."
-    from transformers import GPT2Config
     c = self.config
+    if not c.is_gpt2:
+        raise ValueError(f"cannot export to Hugging Face's GPT2LMHeadModel: this model uses {c.non_gpt2_options}, "
+                         f"which GPT-2's architecture cannot represent")
+    from transformers import GPT2Config
     return GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head,
                       activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                       layer_norm_epsilon=1e-5, tie_word_embeddings=True, bos_token_id=50256, eos_token_id=50256)

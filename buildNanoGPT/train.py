@@ -26,19 +26,20 @@ from tqdm import tqdm
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import data
+from .modern import build_model, muon_adamw # the options beyond the lecture (nbs/05_beyond)
 from .model import GPT, GPTConfig, eval_mode
 
 # %% auto #0
-__all__ = ['SPEEDUPS', 'LECTURE_PROMPT', 'DDPConfig', 'train_GPT', 'raw_model', 'create_model', 'fmt_duration', 'eta_seconds',
-           'show_progress', 'attention_written_out', 'time_train_step', 'speedup_ladder', 'TrainingConfig', 'get_lr',
-           'build_optimizer', 'set_random_seed', 'all_reduce_mean', 'all_reduce_sum', 'TrainRun', 'check_train_inputs',
-           'setup_run', 'optimization_step', 'evaluate_loss', 'hellaswag_batch_predictions', 'evaluate_hellaswag',
-           'generate_text', 'step_line', 'log_train_step', 'log_val_loss', 'log_hellaswag', 'get_rng_state',
-           'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint',
-           'model_from_checkpoint', 'stop_requested', 'checkpoint_if_due', 'finish_run', 'checkpoint_problem',
-           'latest_good_checkpoint', 'resume_mismatches', 'broadcast_object', 'once_per_machine', 'GracefulStop',
-           'RunDirError', 'RunLock', 'check_log_dir', 'claim_log_dir', 'NonFiniteLossError', 'train_main', 'run_report',
-           'train_cli', 'sample_from_checkpoint', 'sample_cli']
+__all__ = ['SPEEDUPS', 'MODERN_MODEL_KW', 'RECIPES', 'LECTURE_PROMPT', 'DDPConfig', 'train_GPT', 'raw_model', 'create_model',
+           'fmt_duration', 'eta_seconds', 'show_progress', 'attention_written_out', 'time_train_step', 'speedup_ladder',
+           'TrainingConfig', 'get_lr', 'build_optimizer', 'recipe_kw', 'set_random_seed', 'all_reduce_mean',
+           'all_reduce_sum', 'TrainRun', 'check_train_inputs', 'setup_run', 'optimization_step', 'evaluate_loss',
+           'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text', 'step_line', 'log_train_step',
+           'log_val_loss', 'log_hellaswag', 'get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint',
+           'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'stop_requested', 'checkpoint_if_due',
+           'finish_run', 'checkpoint_problem', 'latest_good_checkpoint', 'resume_mismatches', 'broadcast_object',
+           'once_per_machine', 'GracefulStop', 'RunDirError', 'RunLock', 'check_log_dir', 'claim_log_dir',
+           'NonFiniteLossError', 'train_main', 'run_report', 'train_cli', 'sample_from_checkpoint', 'sample_cli']
 
 # %% ../nbs/02_train.ipynb #7d4a9b11
 def _mps_available() -> bool: return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -185,11 +186,11 @@ def create_model(ddp_cf, # the process's `DDPConfig`: its device, and whether to
                  config: GPTConfig | None = None, # the model's shape; None: GPT-2 124M with vocabulary 50,304
                  model_type: str = "gpt2", # with `pre_trained`: gpt2, gpt2-medium, ... or a save_pretrained folder
                  compile: bool = False): # wrap in `torch.compile` (after DDP)
-    "A GPT on `ddp_cf.device`: random init (`config`, default 124M with vocab 50304) or OpenAI's weights; DDP-wrapped under torchrun."
+    "A GPT (a `ModernGPT` when `config` has options beyond GPT-2) on `ddp_cf.device`: random init (`config`, default 124M with vocab 50304) or OpenAI's weights; DDP-wrapped under torchrun."
     if pre_trained:
         model = GPT.from_pretrained(model_type, getattr(ddp_cf, "master_process", True))
     else:
-        model = GPT(config if config is not None else GPTConfig(vocab_size=50304))
+        model = build_model(config if config is not None else GPTConfig(vocab_size=50304)) # GPT, or ModernGPT for options beyond GPT-2
     model.to(ddp_cf.device)
     if getattr(ddp_cf, "ddp", False):
         # device_ids: the GPU this rank actually uses; on the CPU (gloo) DDP must not be given device ids
@@ -324,6 +325,9 @@ class TrainingConfig:
     model_name: str = "gpt2_124m"      # GPTConfig preset the CLI builds
     vocab_size: int = 50304            # 50257 padded to a multiple of 128: faster kernels (the lecture's "nice number")
     log_interval: int = 1              # print the step line every N steps
+    optimizer: str = "adamw"           # "adamw" (the lecture's) or "muon": Muon for the blocks' matrices, AdamW for the rest
+    muon_lr: float = 0.02              # Muon's peak learning rate (the LR schedule scales it as it scales max_lr)
+    model_kw: dict = field(default_factory=dict) # GPTConfig options beyond the lecture, e.g. dict(rotary=True); {}: GPT-2
     val_check_steps: int | None = field(default=None, repr=False, compare=False)  # the original package's name of `val_interval`
     checkpoint_steps: int | None = field(default=None, repr=False, compare=False) # ... of `checkpoint_interval`
 
@@ -345,6 +349,15 @@ class TrainingConfig:
             raise ValueError(f"TrainingConfig.min_lr must be in [0, max_lr={self.max_lr}], got {self.min_lr!r}")
         if self.resume and self.overwrite:
             raise ValueError("TrainingConfig: resume=True and overwrite=True contradict each other; pass one of them")
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"TrainingConfig.optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+        if not self.muon_lr > 0: raise ValueError(f"TrainingConfig.muon_lr must be > 0, got {self.muon_lr!r}")
+        sizes = ("block_size", "vocab_size", "n_layer", "n_head", "n_embd")
+        options = [k for k in GPTConfig.__dataclass_fields__ if k not in sizes]
+        bad = sorted(set(self.model_kw) - set(options)) if isinstance(self.model_kw, dict) else None
+        if bad is None or bad:
+            raise ValueError(f"TrainingConfig.model_kw must be a dict of GPTConfig options {options}, got {self.model_kw!r}")
+        self.model_kw = dict(self.model_kw)
         if self.log_dir is not None: self.log_dir = str(self.log_dir)
         self.data_dir, self.hellaswag_dir = str(self.data_dir), str(self.hellaswag_dir)
 
@@ -367,7 +380,7 @@ class TrainingConfig:
 
     def gpt_config(self, **kw) -> GPTConfig:
         "The `GPTConfig` of the model this config trains (`model_name` preset with `vocab_size`)."
-        return GPTConfig.from_name(self.model_name, **{"vocab_size": self.vocab_size, **kw})
+        return GPTConfig.from_name(self.model_name, **{"vocab_size": self.vocab_size, **self.model_kw, **kw})
 
     @classmethod
     def gpt2_124m(cls, **kw):
@@ -388,11 +401,17 @@ class TrainingConfig:
                              data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), kw))
 
     @classmethod
+    def modern(cls, preset: str = "cpu_default", **kw):
+        "`preset` with the modern recipe (`RECIPES['modern']`): the changes of nbs/05_beyond that helped, Muon and their learning rates."
+        return cls.from_name(preset, **{**recipe_kw("modern", preset), **kw})
+
+    @classmethod
     def from_name(cls, name: str, **kw):
-        "A preset by name: 'gpt2_124m' (or '124M') or 'cpu_default' (or 'cpu')."
+        "A preset by name: 'gpt2_124m' (or '124M'), 'cpu_default' (or 'cpu') or 'modern' (cpu_default with the modern recipe)."
         key = str(name).strip().lower().replace("-", "_")
+        if key == "modern": return cls.modern(**kw)
         presets = {"gpt2_124m": "gpt2_124m", "124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu_default": "cpu_default", "cpu": "cpu_default"}
-        if key not in presets: raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(presets)}")
+        if key not in presets: raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(presets) + ['modern']}")
         return getattr(cls, presets[key])(**kw)
 
 class _AccumSteps(int):
@@ -424,11 +443,33 @@ def get_lr(step: int, train_cf: TrainingConfig) -> float:
 
 # %% ../nbs/02_train.ipynb #75a71bf7
 def build_optimizer(model, # the model (a DDP or compiled wrapper is taken off)
-                    train_cf: TrainingConfig, # its `weight_decay` and `max_lr`
-                    ddp_cf) -> torch.optim.Optimizer: # its `device_type` (fused AdamW on CUDA); the master prints
-    "The run's optimizer: AdamW at `max_lr` with weight decay on the 2-D weights only, fused on CUDA (`GPT.configure_optimizers`)."
-    return raw_model(model).configure_optimizers(weight_decay=train_cf.weight_decay, learning_rate=train_cf.max_lr,
-                                                 device_type=ddp_cf.device_type, master_process=ddp_cf.master_process)
+                    train_cf: TrainingConfig, # its `optimizer`, `weight_decay`, `max_lr` (and `muon_lr`)
+                    ddp_cf=None) -> torch.optim.Optimizer: # its `device_type` (fused AdamW on CUDA); the master prints
+    "The run's optimizer: the lecture's AdamW (decay on the 2-D weights only, fused on CUDA), or with `optimizer='muon'` Muon for the blocks' matrices + AdamW for the rest (nbs/05_beyond)."
+    m, master = raw_model(model), getattr(ddp_cf, "master_process", True)
+    if train_cf.optimizer == "muon":
+        return muon_adamw(m, lr=train_cf.max_lr, muon_lr=train_cf.muon_lr, weight_decay=train_cf.weight_decay, master_process=master)
+    return m.configure_optimizers(weight_decay=train_cf.weight_decay, learning_rate=train_cf.max_lr,
+                                  device_type=getattr(ddp_cf, "device_type", "cpu"), master_process=master)
+
+
+# %% ../nbs/02_train.ipynb #b3f1e0a2
+MODERN_MODEL_KW = dict(rotary=True, qk_norm=True, relu2=True, tie_embeddings=False, zero_init_proj=True) # chosen in nbs/05_beyond
+
+RECIPES = { # TrainingConfig overrides per recipe and preset: the model options, the optimizer and their learning rates
+    "lecture": {},
+    "modern": {"cpu_default": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", max_lr=5e-3, muon_lr=0.02),
+               "gpt2_124m": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", muon_lr=0.02)}, # GPU: not tuned here
+}
+
+def recipe_kw(recipe: str = "lecture", preset: str = "cpu_default") -> dict:
+    "The `TrainingConfig` overrides of `recipe` ('lecture': none; 'modern': nbs/05_beyond's set) for a training `preset`."
+    if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+    if not RECIPES[recipe]: return {}
+    key = {"124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu": "cpu_default"}.get(preset.lower().replace("-", "_"), preset)
+    if key not in RECIPES[recipe]: raise ValueError(f"recipe {recipe!r} has no settings for preset {preset!r}; use one of {sorted(RECIPES[recipe])}")
+    return dict(RECIPES[recipe][key])
+
 
 # %% ../nbs/02_train.ipynb #866491dd
 def set_random_seed(seed: int = 1337):
@@ -579,7 +620,7 @@ def optimization_step(run: TrainRun, step: int, # the step sets the learning rat
     all_reduce_mean(loss_accum, run.ddp_cf)
     norm = torch.nn.utils.clip_grad_norm_(run.raw.parameters(), run.train_cf.grad_clip)
     lr = get_lr(step, run.train_cf)
-    for group in run.optimizer.param_groups: group["lr"] = lr
+    for group in run.optimizer.param_groups: group["lr"] = lr * group.get("lr_scale", 1.0) # Muon's groups: muon_lr / max_lr
     run.optimizer.step()
     if run.ddp_cf.device_type == "cuda": torch.cuda.synchronize() # wait for the GPU, so that dt is the step's time
     dt = time.perf_counter() - t0
@@ -925,7 +966,7 @@ def resume_mismatches(ckpt: dict, # a checkpoint (`load_checkpoint`)
     "What continuing from `ckpt` needs that this run does differently (empty: it may resume)."
     saved_model, saved_train, saved_data = ckpt.get("config") or {}, ckpt.get("train_config") or {}, ckpt.get("data") or {}
     pairs = [(f"model.{k}", saved_model.get(k), v) for k, v in (asdict(model_config).items() if model_config is not None else ())]
-    pairs += [(k, saved_train.get(k), getattr(train_cf, k)) for k in ("B", "T", "total_batch_size")]
+    pairs += [(k, saved_train.get(k), getattr(train_cf, k)) for k in ("B", "T", "total_batch_size", "optimizer")]
     pairs += [("world_size", ckpt.get("world_size"), world_size)]
     pairs += [(f"data.{k}", saved_data.get(k), (data_id or {}).get(k)) for k in ("name", "tokens", "shards")]
     # a value the checkpoint does not record (an older checkpoint) cannot be checked
@@ -1132,6 +1173,8 @@ def _build_parser() -> argparse.ArgumentParser:
     preset = lambda k: f"(default: {fmt(getattr(cpu, k))} with cpu_default, {fmt(getattr(gpt, k))} with gpt2_124m)"
     a = p.add_argument
     a("--preset", default="cpu_default", choices=["cpu_default", "gpt2_124m"], help="training preset (default: cpu_default)")
+    a("--recipe", default="lecture", choices=sorted(RECIPES), help="lecture: GPT-2 and AdamW, as in the lecture; modern: "
+      "rotary, QK-norm, ReLU^2, untied head, zero-init projections and Muon (nbs/05_beyond) (default: lecture)")
     a("--data-dir", help=f"folder of token shards {preset('data_dir')}; cpu_default prepares its folder on first use")
     a("--model", help=f"GPTConfig preset to train from scratch: cpu_tiny, cpu_narrow, cpu_small, gpt2_124m, ... {preset('model_name')}")
     a("--init-from", metavar="NAME_OR_DIR", help="fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a "
@@ -1191,6 +1234,10 @@ def train_main(argv=None) -> dict:
         kw = {k: getattr(args, k) for k in _CLI_FIELDS if getattr(args, k) is not None}
         if args.model: kw["model_name"] = args.model
         if args.no_hellaswag: kw["hellaswag"] = False
+        if args.init_from and args.recipe != "lecture":
+            raise ValueError(f"--init-from loads GPT-2's weights, but --recipe {args.recipe} changes the architecture; "
+                             f"fine-tune with --recipe lecture, or train the {args.recipe} recipe from scratch")
+        kw = {**recipe_kw(args.recipe, args.preset), **kw}
         preset = TrainingConfig.from_name(args.preset)
         if args.init_from and args.max_lr is None: kw["max_lr"] = preset.max_lr / 10 # fine-tuning: gentler
         train_cf = TrainingConfig.from_name(args.preset, **kw)
@@ -1312,7 +1359,7 @@ def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is 
     ckpt_file = _checkpoint_to_sample(path)
     ckpt = load_checkpoint(ckpt_file)
     if prompt is None: prompt = (ckpt.get("train_config") or {}).get("sample_prompt") or LECTURE_PROMPT
-    model = GPT(GPTConfig(**ckpt["config"]))
+    model = build_model(GPTConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
     enc = enc if enc is not None else data.get_tokenizer()

@@ -195,3 +195,25 @@ def data_complete(d):
     from buildNanoGPT import data
     m = data.read_manifest(d)
     return bool(m and m["complete"])
+
+
+def test_beyond_rehearsal(tmp_path):
+    "05_beyond's GPU ablation cell on the CPU: four arms of the tiny model on two plays, then the plot."
+    from buildNanoGPT import data
+    shards = tmp_path / "plays"
+    data.write_shards(data.shakespeare_docs()[:2], shards, "plays", shard_size=2**14, progress=False)
+    arms = ["lecture", "rotary", "muon", "modern"]
+    params = f"""# Parameters
+run_dir = Path({str(tmp_path / 'run')!r})
+data_dir = Path({str(shards)!r})
+preset = "gpt2_124m"
+train_kw = dict(model_name="cpu_tiny", vocab_size=50257, B=2, T=32, total_batch_size=64, max_steps=4, warmup_steps=1,
+                val_interval=2, val_loss_steps=1, hellaswag=False, sample_interval=0, checkpoint_interval=0,
+                log_interval=100, compile=False)
+arms = {arms!r}
+seeds = [0]
+device = "cpu"
+"""
+    _rehearse("05_beyond.ipynb", params, tmp_path)
+    assert (tmp_path / "run" / "ablation.png").is_file()
+    for arm in arms: assert _steps(tmp_path / "run" / f"{arm}_0" / "log.txt", "val") == [0, 2, 3]
