@@ -204,6 +204,11 @@ class GPT(nn.Module):
             raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got min {int(idx.min())}, "
                              f"max {int(idx.max())}; was the data tokenized with a larger vocabulary?")
 
+    def embed(self, idx, P: int = 0):
+        "Token plus position embeddings (B, T, C) of `idx` (B, T), its tokens at positions P..P+T-1."
+        pos = torch.arange(P, P + idx.size(1), dtype=torch.long, device=idx.device) # (T,)
+        return self.transformer.wte(idx) + self.transformer.wpe(pos) # (B, T, C) + (T, C)
+
     def hidden(self, idx, kv_cache: KVCache | None = None):
         "Final-LayerNorm hidden states (B, T, n_embd); with `kv_cache`, `idx` continues the cached tokens."
         self._check_input(idx)
@@ -211,8 +216,7 @@ class GPT(nn.Module):
         P = 0 if kv_cache is None else kv_cache.pos
         if P + T > self.config.block_size:
             raise ValueError(f"{P} cached + {T} new tokens exceed block_size {self.config.block_size}")
-        pos = torch.arange(P, P + T, dtype=torch.long, device=idx.device) # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)        # (B, T, C) + (T, C)
+        x = self.embed(idx, P) # (B, T, C)
         for i, block in enumerate(self.transformer.h): x = block(x, kv_cache=kv_cache, layer=i)
         if kv_cache is not None: kv_cache.advance(T)
         return self.transformer.ln_f(x)

@@ -109,18 +109,9 @@ class ModernGPT(GPT):
             for block in self.transformer.h:
                 nn.init.zeros_(block.attn.c_proj.weight); nn.init.zeros_(block.mlp.c_proj.weight)
 
-    def hidden(self, idx, kv_cache: KVCache | None = None):
-        "Final-LayerNorm hidden states (B, T, n_embd); with `kv_cache`, `idx` continues the cached tokens."
-        self._check_input(idx)
-        B, T = idx.size()
-        P = 0 if kv_cache is None else kv_cache.pos
-        if P + T > self.config.block_size:
-            raise ValueError(f"{P} cached + {T} new tokens exceed block_size {self.config.block_size}")
-        x = self.transformer.wte(idx) # (B, T, C)
-        if not self.config.rotary: x = x + self.transformer.wpe(torch.arange(P, P + T, dtype=torch.long, device=idx.device))
-        for i, block in enumerate(self.transformer.h): x = block(x, kv_cache=kv_cache, layer=i)
-        if kv_cache is not None: kv_cache.advance(T)
-        return self.transformer.ln_f(x)
+    def embed(self, idx, P: int = 0):
+        "As `GPT.embed`; with rotary the positions live in attention, so only the token embeddings."
+        return self.transformer.wte(idx) if self.config.rotary else super().embed(idx, P)
 
     def forward(self, idx, targets=None, return_logits: bool = True):
         "As `GPT.forward`; soft-capped logits take the plain path (the chunked loss knows only a linear head)."
