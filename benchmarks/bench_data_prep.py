@@ -12,7 +12,8 @@ Usage: python benchmarks/bench_data_prep.py [--mb 30] [--num-proc 2] [--repeats 
 """
 import argparse, os, platform, statistics, tempfile, time
 
-from buildNanoGPT.data import get_tokenizer, iter_tokens, shakespeare_docs, tokenize, tokenize_batch, write_shards
+from buildNanoGPT.data import get_tokenizer, shakespeare_docs, tokenize, tokenize_batch
+from buildNanoGPT.prep import iter_tokens, write_shards
 
 
 def make_docs(mb: float, doc_chars: int = 4000) -> list[dict]:

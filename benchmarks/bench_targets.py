@@ -152,7 +152,8 @@ def synthetic_hellaswag(path, n, seed=0, max_tokens=128):
     """n examples in the real HellaSwag jsonl format, text cut from the bundled plays at HellaSwag-like lengths
     (context ~ 18-52 words, endings ~ 8-25 words; real HellaSwag rows are ~ 40-140 tokens), at most `max_tokens`
     tokens per rendered row (the small model's context)."""
-    from buildNanoGPT.data import shakespeare_docs, render_example
+    from buildNanoGPT.data import shakespeare_docs
+    from buildNanoGPT.evals import render_example
     words = " ".join(d["text"] for d in shakespeare_docs()[:5]).split()
     rng = random.Random(seed)
     take = lambda k: " ".join(words[(s := rng.randrange(len(words) - k)):s + k])
@@ -169,8 +170,9 @@ def synthetic_hellaswag(path, n, seed=0, max_tokens=128):
 
 def bench_hellaswag(args):
     if args.threads: torch.set_num_threads(args.threads)
-    from buildNanoGPT.data import get_most_likely_row, get_tokenizer, iterate_examples, render_example
-    from buildNanoGPT.train import DDPConfig, evaluate_hellaswag
+    from buildNanoGPT.data import get_tokenizer
+    from buildNanoGPT.dist import DDPConfig
+    from buildNanoGPT.evals import evaluate_hellaswag, get_most_likely_row, iterate_examples, render_example
     header("4. HellaSwag examples/s: batched evaluator vs the original per-example loop")
     cfg = GPTConfig.from_name(args.config)
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""The GPT-2 tokenizer, batches from the bundled plays with `DataLoaderLite`, token shards, FineWeb-Edu and HellaSwag
+"""The GPT-2 tokenizer, tokenized documents, batches from token shards with `DataLoaderLite`, and the original package's data entry points
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/data.html.md"""
 
@@ -7,34 +7,25 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/data.html.md"""
 # %% ../nbs/01_data.ipynb #3ce63283
 from __future__ import annotations
 
-import argparse
 import base64
 import functools
-import gzip
 import hashlib
 import importlib.resources
-import itertools
 import json
-import math
-import multiprocessing as mp
 import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import tiktoken
-from tqdm.auto import tqdm
-# torch and requests are imported where they are used: `buildnanogpt-prep --help` and tokenizing need neither
+from fastcore.basics import patch
+# torch is imported where it is used (`next_batch`): tokenizing needs none; the shard writer (prep) is imported on call
 
 # %% auto #0
-__all__ = ['GPT2_TIKTOKEN_SHA256', 'GPT2_PAT_STR', 'EOT_TOKEN', 'EOT_ID', 'SHAKESPEARE_SHARD_SIZE', 'MANIFEST', 'DOC_EXTENSIONS',
-           'HELLASWAG_URLS', 'MIN_SPLIT_TOKENS', 'gpt2_ranks_path', 'load_gpt2_ranks', 'make_gpt2_encoding',
-           'get_tokenizer', 'tokenize', 'tokenize_batch', 'shakespeare_docs', 'check_positive_int', 'find_shards',
-           'DataLoaderLite', 'write_shards', 'shard_filename', 'atomic_write', 'save_shard', 'read_manifest',
-           'iter_tokens', 'shakespeare_prep', 'edu_fineweb10B_prep', 'resolve_sources', 'read_jsonl',
-           'iter_source_docs', 'download_file', 'hellaswag_val_prep', 'iterate_examples', 'render_example',
-           'predict_endings', 'get_most_likely_row', 'split_sizes', 'corpus_prep', 'debug_requested', 'prep_cli']
+__all__ = ['GPT2_TIKTOKEN_SHA256', 'GPT2_PAT_STR', 'EOT_TOKEN', 'EOT_ID', 'SHAKESPEARE_SHARD_SIZE', 'MANIFEST', 'HELLASWAG_URLS',
+           'gpt2_ranks_path', 'load_gpt2_ranks', 'make_gpt2_encoding', 'get_tokenizer', 'tokenize', 'tokenize_batch',
+           'shakespeare_docs', 'check_positive_int', 'find_shards', 'DataLoaderLite', 'atomic_write', 'read_manifest',
+           'read_jsonl', 'shakespeare_prep', 'edu_fineweb10B_prep', 'hellaswag_val_prep']
 
 # %% ../nbs/01_data.ipynb #16f3a93c
 GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
@@ -47,13 +38,15 @@ def gpt2_ranks_path() -> Path:
     "Path of the bundled GPT-2 BPE ranks file (package data)."
     return Path(str(importlib.resources.files("buildNanoGPT") / "assets" / "gpt2.tiktoken"))
 
+# %% ../nbs/01_data.ipynb #5b7e9d02
 def load_gpt2_ranks(path=None, # a `.tiktoken` file; default: the bundled one
                     expected_sha256: str | None = GPT2_TIKTOKEN_SHA256, # None: skip the check
                    ) -> dict[bytes, int]:
     "Read a `.tiktoken` ranks file, refusing it if its sha256 is not `expected_sha256`."
     path = Path(path) if path is not None else gpt2_ranks_path()
     if not path.is_file():
-        raise FileNotFoundError(f"GPT-2 ranks file not found: {path}; reinstall buildNanoGPT (it ships as package data)")
+        raise FileNotFoundError(f"GPT-2 ranks file not found: {path}; "
+                                "reinstall buildNanoGPT (it ships as package data)")
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256:
@@ -89,6 +82,7 @@ def _doc_text(doc) -> str:
         raise ValueError(f"document 'text' must be a str, got {type(text).__name__}")
     return text
 
+# %% ../nbs/01_data.ipynb #7c4e1f12
 def _to_uint16(ids) -> np.ndarray:
     "Token ids as a uint16 array, refusing ids that do not fit (a tokenizer with > 65,536 ids)."
     arr = np.asarray(ids, dtype=np.int64)
@@ -96,6 +90,7 @@ def _to_uint16(ids) -> np.ndarray:
         raise ValueError(f"token id {int(arr.max())} does not fit in uint16; this shard format needs a vocab < 65536")
     return arr.astype(np.uint16)
 
+# %% ../nbs/01_data.ipynb #9e3f5b14
 def tokenize(doc, # `{'text': ...}` or a str
              enc: tiktoken.Encoding | None = None, # default: GPT-2's
             ) -> np.ndarray:
@@ -103,6 +98,7 @@ def tokenize(doc, # `{'text': ...}` or a str
     enc = enc or get_tokenizer()
     return _to_uint16([enc.eot_token] + enc.encode_ordinary(_doc_text(doc)))
 
+# %% ../nbs/01_data.ipynb #af4a6c15
 def tokenize_batch(docs, # `{'text': ...}` dicts or strs
                    enc: tiktoken.Encoding | None = None, # default: GPT-2's
                    num_threads: int = 8, # tiktoken's encoder threads
@@ -132,7 +128,7 @@ def check_positive_int(name: str, # the argument's name, for the message
     return int(v)
 
 # %% ../nbs/01_data.ipynb #e6bd490f
-_SHARD_RE = re.compile(r"^(?P<name>.+)_(?P<split>train|val)_(?P<index>\d{6})\.npy$")  # the files `shard_filename` makes
+_SHARD_RE = re.compile(r"^(?P<name>.+)_(?P<split>train|val)_(?P<index>\d{6})\.npy$")  # the names prep's writer makes
 
 def _load_shard(path) -> np.ndarray:
     "Memory-map one token shard, checking it is a 1-D uint16 .npy file."
@@ -146,6 +142,7 @@ def _load_shard(path) -> np.ndarray:
                          "of GPT-2 token ids; write shards with `write_shards`")
     return tokens
 
+# %% ../nbs/01_data.ipynb #c2d3e417
 def find_shards(data_root, # folder of `{name}_{split}_{index:06d}.npy` files
                 split: str, # 'train' or 'val'
                ) -> list[Path]:
@@ -155,7 +152,8 @@ def find_shards(data_root, # folder of `{name}_{split}_{index:06d}.npy` files
     root = Path(data_root)
     if not root.is_dir():
         raise FileNotFoundError(f"data directory {str(root)!r} does not exist; prepare data first, e.g. "
-                                "`buildnanogpt-prep` (bundled corpus), `buildnanogpt-prep --source FILES --data-dir DIR` "
+                                "`buildnanogpt-prep` (bundled corpus), "
+                                "`buildnanogpt-prep --source FILES --data-dir DIR` "
                                 "(your own text) or `edu_fineweb10B_prep()`, or pass data_root=")
     names = sorted(p.name for p in root.iterdir())
     if not names:
@@ -169,43 +167,53 @@ def find_shards(data_root, # folder of `{name}_{split}_{index:06d}.npy` files
 
 # %% ../nbs/01_data.ipynb #7c27b9de
 def _rank_and_world(ddp_cf, process_rank, num_processes) -> tuple[int, int]:
-    "(rank, world size) from the lecture's `process_rank`/`num_processes` or from `ddp_cf`; given both ways, they must agree."
+    "(rank, world size) from the lecture's `process_rank`/`num_processes` or from `ddp_cf`; both given, they agree."
     out = []
-    for arg, v, attr, default in (("process_rank", process_rank, "ddp_rank", 0), ("num_processes", num_processes, "ddp_world_size", 1)):
+    for arg, v, attr, default in (("process_rank", process_rank, "ddp_rank", 0),
+                                  ("num_processes", num_processes, "ddp_world_size", 1)):
         cf = getattr(ddp_cf, attr, None)
         if v is not None and cf is not None and v != cf:
-            raise ValueError(f"{arg}={v!r} but ddp_cf.{attr}={cf!r}: they disagree; pass one of them (or the same value)")
+            raise ValueError(f"{arg}={v!r} but ddp_cf.{attr}={cf!r}: they disagree; "
+                             "pass one of them (or the same value)")
         out.append(v if v is not None else cf if cf is not None else default)
     rank, world = check_positive_int("process_rank", out[0], minimum=0), check_positive_int("num_processes", out[1])
-    if rank >= world: raise ValueError(f"ddp rank {rank} is not in [0, world_size={world})")
+    if rank >= world:
+        raise ValueError(f"ddp rank {rank} is not in [0, world_size={world})")
     return rank, world
 
+# %% ../nbs/01_data.ipynb #d4e5f622
+def _check_shards_fit(shards: list[Path], need: int):
+    "Refuse a shard shorter than one step's tokens (`need` = B*T*world_size+1) now, not mid-epoch."
+    for p in shards:
+        n = len(_load_shard(p))
+        if n < need:
+            raise ValueError(f"shard {p} has {n} tokens, fewer than one batch needs (B*T*world_size+1 = {need}); "
+                             "use a smaller B or T, or prepare the data with a larger shard_size (or, for your own "
+                             f"corpus, buildnanogpt-prep --min-split-tokens {need})")
+
+# %% ../nbs/01_data.ipynb #f5a6b719
 class DataLoaderLite:
     "Batches of (x, y) token windows from memory-mapped uint16 shards, rank-strided for DDP, resumable."
     def __init__(self, B: int, T: int, # batch size (rows) and sequence length
-                 ddp_cf=None, # a `DDPConfig` (or anything with ddp_rank, ddp_world_size, master_process); None: one process
+                 ddp_cf=None, # a `DDPConfig` (anything with ddp_rank, ddp_world_size, master_process); None: 1 process
                  split: str = "train", # 'train' or 'val'
                  data_root="edu_fineweb10B", # folder of `{name}_{split}_{index:06d}.npy` shards
                  shuffle: bool = False, # visit the train shards in a new seeded order each epoch
                  seed: int = 1337, # seed of the shuffled order (seed + epoch)
                  master_process: bool | None = None, # print "found N shards" (default: ddp_cf's, else rank 0)
                  verbose: bool = True, # False: print nothing
-                 process_rank: int | None = None, # the lecture's spelling: this process's rank (default: ddp_cf's, else 0)
+                 process_rank: int | None = None, # the lecture's spelling: this process's rank (default: ddp_cf's, 0)
                  num_processes: int | None = None, # the lecture's spelling: the world size (default: ddp_cf's, else 1)
                 ):
         self.B, self.T, self.split, self.seed = check_positive_int("B", B), check_positive_int("T", T), split, seed
         self.process_rank, self.num_processes = _rank_and_world(ddp_cf, process_rank, num_processes)
-        if master_process is None: master_process = getattr(ddp_cf, "master_process", self.process_rank == 0)
+        if master_process is None:
+            master_process = getattr(ddp_cf, "master_process", self.process_rank == 0)
         self.shuffle = shuffle and split == "train"  # val is never shuffled
         self.shards = find_shards(data_root, split)
-        if master_process and verbose: print(f"found {len(self.shards)} shards for split {split}")
-        need = self.B * self.T * self.num_processes + 1
-        for p in self.shards:
-            n = len(_load_shard(p))
-            if n < need:
-                raise ValueError(f"shard {p} has {n} tokens, fewer than one batch needs (B*T*world_size+1 = {need}); "
-                                 "use a smaller B or T, or prepare the data with a larger shard_size (or, for your own "
-                                 f"corpus, buildnanogpt-prep --min-split-tokens {need})")
+        if master_process and verbose:
+            print(f"found {len(self.shards)} shards for split {split}")
+        _check_shards_fit(self.shards, self.B * self.T * self.num_processes + 1)
         self.reset()
 
     def _order(self, epoch: int) -> list[int]:
@@ -241,100 +249,32 @@ class DataLoaderLite:
             self.current_position = B * T * self.process_rank
         return x, y
 
-    def state_dict(self) -> dict:
-        "Where the loader is (plain python values): the next `next_batch` after `load_state_dict` continues from here."
-        return dict(epoch=self.epoch, current_shard=self.current_shard, current_position=self.current_position,
-                    order=list(self.order), split=self.split, B=self.B, T=self.T, process_rank=self.process_rank,
-                    num_processes=self.num_processes, shards=[p.name for p in self.shards])
+# %% ../nbs/01_data.ipynb #a7b8c91a
+@patch
+def state_dict(self: DataLoaderLite) -> dict:
+    "Where the loader is (plain python values): the next `next_batch` after `load_state_dict` continues from here."
+    return dict(epoch=self.epoch, current_shard=self.current_shard, current_position=self.current_position,
+                order=list(self.order), split=self.split, B=self.B, T=self.T, process_rank=self.process_rank,
+                num_processes=self.num_processes, shards=[p.name for p in self.shards])
 
-    def load_state_dict(self, state: dict):
-        "Continue from a `state_dict()`; refuses a state made for other shards, batch shape or world size."
-        for k in ("B", "T", "num_processes", "process_rank", "split"):
-            if k in state and state[k] != getattr(self, k):
-                raise ValueError(f"loader state has {k}={state[k]!r} but this loader has {getattr(self, k)!r}; "
-                                 "resume with the same batch shape, split and world size")
-        if "shards" in state and list(state["shards"]) != [p.name for p in self.shards]:
-            raise ValueError(f"loader state was saved for shards {state['shards'][:3]}... ({len(state['shards'])}), "
-                             f"this loader has {len(self.shards)} different ones")
-        order = [int(i) for i in state["order"]]
-        if sorted(order) != list(range(len(self.shards))):
-            raise ValueError(f"loader state order {order} is not a permutation of {len(self.shards)} shards")
-        self.epoch, self.current_shard = int(state["epoch"]), int(state["current_shard"])
-        self.order, self.current_position = order, int(state["current_position"])
-        self._load_current()
+@patch
+def load_state_dict(self: DataLoaderLite, state: dict):
+    "Continue from a `state_dict()`; refuses a state made for other shards, batch shape or world size."
+    for k in ("B", "T", "num_processes", "process_rank", "split"):
+        if k in state and state[k] != getattr(self, k):
+            raise ValueError(f"loader state has {k}={state[k]!r} but this loader has {getattr(self, k)!r}; "
+                             "resume with the same batch shape, split and world size")
+    if "shards" in state and list(state["shards"]) != [p.name for p in self.shards]:
+        raise ValueError(f"loader state was saved for shards {state['shards'][:3]}... ({len(state['shards'])}), "
+                         f"this loader has {len(self.shards)} different ones")
+    order = [int(i) for i in state["order"]]
+    if sorted(order) != list(range(len(self.shards))):
+        raise ValueError(f"loader state order {order} is not a permutation of {len(self.shards)} shards")
+    self.epoch, self.current_shard = int(state["epoch"]), int(state["current_shard"])
+    self.order, self.current_position = order, int(state["current_position"])
+    self._load_current()
 
-# %% ../nbs/01_data.ipynb #ad55034e
-def write_shards(docs, # an iterable of `{'text': ...}` dicts (or strings), read once, in order
-                 data_dir, # the folder of the shards and their manifest.json
-                 name: str, # file prefix: `{name}_{split}_{index:06d}.npy`
-                 shard_size: int = int(1e8), # tokens per shard (the last one may be shorter)
-                 enc: tiktoken.Encoding | None = None, # default: GPT-2's
-                 num_proc: int = 1, # tokenizer processes
-                 chunksize: int = 256, # documents per message to a tokenizer process
-                 progress: bool = True, # show a progress bar
-                 total_tokens: int | None = None, # the progress bar's total, when known
-                 sources: dict | None = None, # what `docs` were read from, recorded and compared on a re-run
-                 overwrite: bool = False, # remove the shards and manifest of another corpus in `data_dir` first
-                ) -> dict:
-    "Tokenize `docs` into `{name}_{split}_{index:06d}.npy` shards of `shard_size` tokens in `data_dir`; resumable."
-    shard_size, data_dir = check_positive_int("shard_size", shard_size), Path(data_dir)
-    enc = enc or get_tokenizer()
-    sha = GPT2_TIKTOKEN_SHA256 if enc is get_tokenizer() else None
-    data_dir.mkdir(parents=True, exist_ok=True)
-    want = dict(name=name, shard_size=shard_size, tokenizer_sha256=sha, sources=sources, val_rule="first shard")
-    m = _claim_dir(data_dir, want, overwrite) or _new_manifest(name, shard_size, enc, sha, sources)
-    if m["complete"]: return m
-    bar = tqdm(total=total_tokens, initial=m["tokens"], unit="tokens", unit_scale=True, disable=not progress,
-               desc=f"{name} shard {len(m['shards'])}")
-    try: _fill_shards(iter_tokens(_skip_docs(docs, m["docs"]), enc, num_proc, chunksize), data_dir, m, shard_size, bar)
-    finally: bar.close()
-    if not m["shards"]:
-        raise ValueError(f"no documents to write into {data_dir}: the source yielded nothing")
-    m["complete"] = True
-    _write_manifest(data_dir, m)
-    return m
-
-def _fill_shards(token_docs, data_dir: Path, m: dict, shard_size: int, bar):
-    "Pour each document's tokens into shards of `shard_size`; the first document resumes `m['doc_offset']` tokens in."
-    buf, fill = np.empty(shard_size, dtype=np.uint16), 0
-    first, offset = m["docs"], m["doc_offset"]  # fixed now: the manifest moves on as shards are added
-    i = first - 1
-    for i, tokens in enumerate(token_docs, start=first):
-        pos = offset if i == first else 0  # a resumed straddling doc: its head is already in a shard
-        while pos < len(tokens):
-            take = min(shard_size - fill, len(tokens) - pos)
-            buf[fill:fill + take] = tokens[pos:pos + take]
-            fill, pos = fill + take, pos + take
-            bar.update(take)
-            if fill == shard_size:  # full: the rest of this doc (if any) spills into the next shard
-                done = pos == len(tokens)
-                _add_shard(data_dir, m, buf[:fill], i + 1 if done else i, 0 if done else pos)
-                fill = 0
-                bar.set_description(f"{m['name']} shard {len(m['shards'])}")
-    if fill: _add_shard(data_dir, m, buf[:fill], i + 1, 0)  # the last, partial shard
-
-def _new_manifest(name: str, shard_size: int, enc, sha: str | None, sources, val_rule: str = "first shard") -> dict:
-    "A manifest with no shard finished yet: what the shards are made from, and where the document stream resumes."
-    return dict(name=name, shard_size=shard_size, tokenizer=enc.name, tokenizer_sha256=sha, dtype="uint16", sources=sources,
-                val_rule=val_rule, shards=[], docs=0, doc_offset=0, tokens=0, complete=False)
-
-def _add_shard(data_dir: Path, m: dict, tokens, docs_done: int, doc_offset: int):
-    "Save the next shard, then record it in the manifest with where the document stream resumes."
-    fname = shard_filename(m["name"], len(m["shards"]))
-    save_shard(data_dir / fname, tokens)
-    m["shards"].append(dict(file=fname, split="val" if not m["shards"] else "train", tokens=int(len(tokens))))
-    m.update(docs=docs_done, doc_offset=doc_offset, tokens=m["tokens"] + int(len(tokens)))
-    _write_manifest(data_dir, m)  # after the shard: the manifest never lists a shard that is not on disk
-
-# %% ../nbs/01_data.ipynb #72ec6ead
-MANIFEST = "manifest.json"
-
-def shard_filename(name: str, # the corpus's file prefix
-                   index: int, # the shard's place in the stream; 0 is val
-                  ) -> str:
-    "File name of shard `index`: shard 0 is the val split, the rest train."
-    return f"{name}_{'val' if index == 0 else 'train'}_{index:06d}.npy"
-
+# %% ../nbs/01_data.ipynb #1b2c3d50
 def atomic_write(path, write # called with the open temp file (binary): `write(f)`
                 ) -> Path:
     "Call `write(file)` on a temp file beside `path`, then rename it over `path`: a reader never sees half a file."
@@ -343,211 +283,29 @@ def atomic_write(path, write # called with the open temp file (binary): `write(f
     try:
         with open(tmp, "wb") as f:
             write(f)
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename: a crash can't leave a complete name on empty data
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind, and the old file as it was
         raise
     return path
 
-def save_shard(path, # the .npy file to write
-               tokens: np.ndarray, # token ids, stored as uint16
-              ):
-    "Write a uint16 token array as a .npy file, atomically."
-    atomic_write(Path(path), lambda f: np.save(f, np.asarray(tokens, dtype=np.uint16), allow_pickle=False))
+# %% ../nbs/01_data.ipynb #3d4e5f72
+MANIFEST = "manifest.json"
 
 def read_manifest(data_dir, # a folder of shards
                  ) -> dict | None:
     "The shard manifest of `data_dir`, or None if there is none."
     p = Path(data_dir) / MANIFEST
-    if not p.is_file(): return None
+    if not p.is_file():
+        return None
     try:
         return json.loads(p.read_text())
     except ValueError as e:
         raise ValueError(f"{p} is damaged ({e}); prepare the data again with overwrite=True (--overwrite)") from None
 
-def _write_manifest(data_dir: Path, manifest: dict):
-    atomic_write(data_dir / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
-
-# %% ../nbs/01_data.ipynb #e0c6a90c
-_WORKER_ENC = None  # set in pool workers by `_init_worker`
-
-def _init_worker(enc):
-    global _WORKER_ENC
-    _WORKER_ENC = enc
-
-def _tokenize_texts(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    "Pool worker: tokenize a batch of documents; one flat array and the lengths (one message back, not one per doc)."
-    ids, lens, eot = [], [], _WORKER_ENC.eot_token
-    for t in texts:  # same tokens as tokenize(t), converted to an array once per batch
-        doc = _WORKER_ENC.encode_ordinary(t)
-        ids.append(eot); ids.extend(doc); lens.append(len(doc) + 1)
-    return _to_uint16(ids), np.array(lens)
-
-def _batches(it, n: int):
-    "Lists of `n` consecutive items of `it` (the last may be shorter)."
-    it = iter(it)
-    while batch := list(itertools.islice(it, n)): yield batch
-
-def iter_tokens(docs, # `{'text': ...}` dicts or strs
-                enc: tiktoken.Encoding | None = None, # default: GPT-2's
-                num_proc: int = 1, # processes; 1: tokenize in this one
-                chunksize: int = 256, # documents per message to a worker
-               ):
-    "Yield `tokenize(doc)` for each doc, in order; in a `fork` pool of `num_proc` processes when `num_proc > 1`."
-    enc = enc or get_tokenizer()
-    texts = (_doc_text(d) for d in docs)  # text only: less to send to the workers
-    if num_proc <= 1:
-        for text in texts: yield tokenize(text, enc)
-        return
-    with mp.get_context("fork").Pool(num_proc, initializer=_init_worker, initargs=(enc,)) as pool:
-        for flat, lens in pool.imap(_tokenize_texts, _batches(texts, chunksize)):
-            yield from np.split(flat, np.cumsum(lens)[:-1])  # views into the batch's array, one per doc
-
-# %% ../nbs/01_data.ipynb #42408ff7
-_TMP_RE = re.compile(r"^(.+_(train|val)_\d{6}\.npy|manifest\.json|.+\.tokens)\.\d+\.tmp$")  # our temp files
-
-def _skip_docs(docs, n: int):
-    "`docs` without its first `n` items (a Hugging Face dataset skips without reading them)."
-    if n and hasattr(docs, "skip") and type(docs).__module__.startswith("datasets"):
-        return docs.skip(n)
-    return itertools.islice(docs, n, None)
-
-def _describe(k, v) -> str:
-    "A manifest value, short enough for an error message."
-    if k == "sources" and isinstance(v, dict) and "files" in v:
-        fs = v["files"]
-        return (f"{len(fs)} file(s): " + ", ".join(f"{f['path']} ({f['size']:,} bytes, mtime_ns {f['mtime_ns']})" for f in fs[:3])
-                + (", ..." if len(fs) > 3 else ""))
-    return repr(v)
-
-def _remove_ours(data_dir: Path):
-    "Delete the files of ours in `data_dir` (shards, manifest, temp files); nothing else."
-    if not data_dir.is_dir(): return
-    for p in data_dir.iterdir():
-        if p.is_file() and (_SHARD_RE.match(p.name) or _TMP_RE.match(p.name)): p.unlink()
-    (data_dir / MANIFEST).unlink(missing_ok=True)  # last: until then the folder still says what it holds
-
-def _claim_dir(data_dir: Path, want: dict, overwrite: bool = False) -> dict | None:
-    "The manifest to resume from (None: start afresh) once `data_dir` is known to hold this corpus or nothing of ours."
-    if overwrite: _remove_ours(data_dir)
-    m = read_manifest(data_dir)
-    shards = sorted(p.name for p in data_dir.iterdir() if _SHARD_RE.match(p.name)) if data_dir.is_dir() else []
-    hint = "use overwrite=True (buildnanogpt-prep --overwrite) to remove its shards and manifest, or another data dir"
-    if m is None:
-        if shards:
-            raise FileExistsError(f"{data_dir} holds {len(shards)} token shard(s) ({shards[0]}, ...) but no {MANIFEST}, "
-                                  f"so what they were made from is unknown and the loader would mix them in; {hint}")
-        return None
-    def differs(k, v):
-        if k not in m and k not in ("name", "shard_size", "tokenizer_sha256"): return False  # an older manifest
-        if k == "sources" and (v is None or m[k] is None): return False  # an iterable of docs: can't be told
-        return m.get(k) != v
-    diffs = [k for k, v in want.items() if differs(k, v)]
-    if diffs:
-        what = "; ".join(f"{k}={_describe(k, m.get(k))}, not {_describe(k, want[k])}" for k in diffs)
-        raise ValueError(f"{data_dir} already holds another corpus ({data_dir / MANIFEST} was written with {what}); {hint}")
-    listed = [s["file"] for s in m["shards"]]
-    in_flight = None if m["complete"] else shard_filename(m["name"], len(listed))  # a crash may leave it: rewritten
-    extra = [f for f in shards if f not in listed and f != in_flight]
-    if extra:
-        raise FileExistsError(f"{data_dir} holds shard(s) {extra[:3]} that its {MANIFEST} does not list (another "
-                              f"corpus?); the loader would mix them in; {hint}")
-    for f in listed:
-        if not (data_dir / f).is_file():
-            raise FileNotFoundError(f"finished shard {f} listed in {data_dir / MANIFEST} is missing; "
-                                    "prepare again with overwrite=True (--overwrite)")
-    return m
-
-# %% ../nbs/01_data.ipynb #72b77dd9
-def shakespeare_prep(data_dir="data/shakespeare", shard_size: int = SHAKESPEARE_SHARD_SIZE, num_proc: int = 1,
-                     progress: bool = False,
-                     overwrite: bool = False, # replace the shards of another corpus in `data_dir`
-                    ) -> Path:
-    "Tokenize the bundled plays into `shakespeare_{split}_{index:06d}.npy` shards in `data_dir` (idempotent)."
-    write_shards(shakespeare_docs(), data_dir, "shakespeare", shard_size=shard_size, num_proc=num_proc, progress=progress,
-                 sources={"bundled": "shakespeare"}, overwrite=overwrite)
-    return Path(data_dir)
-
-# %% ../nbs/01_data.ipynb #c46618fc
-_FINEWEB_HELLO = ("Hello from `edu_fineweb10B_prep()`! if you want to download the dataset, "
-                  "set is_test=False and run again.")
-
-def _load_fineweb(remote_name: str, streaming: bool = False):
-    "FineWeb-Edu from the Hub (imports `datasets` only now), with a clear error when offline."
-    import datasets
-    try:
-        return datasets.load_dataset("HuggingFaceFW/fineweb-edu", name=remote_name, split="train", streaming=streaming)
-    except (ConnectionError, OSError) as e:
-        raise ConnectionError(
-            f"could not load HuggingFaceFW/fineweb-edu ({remote_name}) from the Hugging Face Hub ({e}). Without network, "
-            "pass source= a local datasets.Dataset, .jsonl/.parquet/.txt file(s) or an iterable of {'text': ...} docs, "
-            "or use the bundled corpus: `buildnanogpt-prep` / shakespeare_prep()") from e
-
-def edu_fineweb10B_prep(data_dir="edu_fineweb10B", is_test: bool = False, source=None, shard_size: int = int(1e8),
-                        num_proc: int | None = None, remote_name: str = "sample-10BT", name: str = "edufineweb",
-                        streaming: bool = False, progress: bool = True, chunksize: int = 256,
-                        errors: str = "strict", # 'replace': bad UTF-8 bytes in source files become U+FFFD
-                        overwrite: bool = False, # replace the shards of another corpus in `data_dir`
-                       ):
-    "Download FineWeb-Edu (or read `source`) and tokenize it into shards in `data_dir`; returns the data dir."
-    if is_test: return _FINEWEB_HELLO
-    data_dir = Path(data_dir)
-    if source is None: docs, sources = None, {"hub": "HuggingFaceFW/fineweb-edu", "name": remote_name}
-    else: docs, sources = _source_docs(source, errors, exclude=data_dir)  # paths are checked here, before any work
-    if data_dir.is_dir():
-        want = dict(name=name, shard_size=shard_size, tokenizer_sha256=GPT2_TIKTOKEN_SHA256, sources=sources,
-                    val_rule="first shard")
-        m = _claim_dir(data_dir, want, overwrite)
-        if m and m["complete"]: return data_dir  # already prepared: don't even touch the Hub
-    if docs is None: docs = _source_docs(_load_fineweb(remote_name, streaming))[0]
-    write_shards(docs, data_dir, name, shard_size=shard_size, num_proc=num_proc or os.cpu_count() or 1,
-                 chunksize=chunksize, progress=progress, sources=sources)
-    return data_dir
-
-# %% ../nbs/01_data.ipynb #b6ae4863
-DOC_EXTENSIONS = (".txt", ".jsonl", ".json", ".parquet")  # each also gzipped: .txt.gz, .jsonl.gz, ...
-_EXTS = "/".join(DOC_EXTENSIONS) + " (or the same with .gz)"
-
-def _doc_ext(path: Path) -> str | None:
-    "The document format of `path` ('.txt', '.jsonl', '.json' or '.parquet'), looking through '.gz'; None if unknown."
-    name = path.name.lower().removesuffix(".gz")
-    return next((e for e in DOC_EXTENSIONS if name.endswith(e)), None)
-
-def resolve_sources(paths, # a path or a list of paths: files or folders
-                    exclude=None, # a folder not to walk into (the output folder)
-                   ) -> list[Path]:
-    "The document files that `paths` (one path or a list) name: files as given, folders walked (sorted); all checked now."
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if not paths: raise ValueError("no source paths given")
-    skip = Path(exclude).resolve() if exclude is not None else None  # the output folder, if it is inside a source
-    files = []
-    for p in paths:
-        if not isinstance(p, (str, Path)):
-            raise TypeError(f"source paths must be str or Path, got {type(p).__name__}: {p!r}")
-        p = Path(p)
-        if p.is_dir():
-            found, other = [], []
-            for root, dirs, names in os.walk(p):
-                dirs[:] = [d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() != skip]
-                for n in names:
-                    if not n.startswith("."): (found if _doc_ext(Path(n)) else other).append(Path(root) / n)
-            if not found:
-                raise FileNotFoundError(f"folder {p} holds no {_EXTS} files" + (f" (it has {', '.join(o.name for o in other[:5])}"
-                                        + (", ..." if len(other) > 5 else "") + ")" if other else ""))
-            if other:  # not an error (a README beside the corpus), but said out loud
-                print(f"note: skipping {len(other)} file(s) in {p} that are not {_EXTS}: "
-                      + ", ".join(str(o.relative_to(p)) for o in sorted(other)[:5]) + (", ..." if len(other) > 5 else ""),
-                      file=sys.stderr)
-            files += sorted(found, key=lambda f: f.relative_to(p).parts)
-        elif p.is_file():
-            if _doc_ext(p) is None:
-                raise ValueError(f"don't know how to read {p}: source files must be {_EXTS}")
-            files.append(p)
-        elif p.exists(): raise ValueError(f"source {p} is neither a file nor a folder")
-        else: raise FileNotFoundError(f"source {str(p)!r} does not exist")
-    return files
-
+# %% ../nbs/01_data.ipynb #5f6a7b94
 def _decode(raw: bytes, path: Path, offset: int, errors: str) -> str:
     "UTF-8 text of `raw` (which starts at byte `offset` of `path`); a bad byte is an error naming file and offset."
     try:
@@ -558,45 +316,7 @@ def _decode(raw: bytes, path: Path, offset: int, errors: str) -> str:
                          f"({e.reason}); convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or replace bad "
                          "bytes with U+FFFD: errors='replace' (buildnanogpt-prep --replace-bad-bytes)") from None
 
-def _check_doc(obj, where: str) -> dict:
-    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        got = (f"keys {sorted(obj)}" if "text" not in obj else f"'text' of type {type(obj['text']).__name__}") \
-              if isinstance(obj, dict) else type(obj).__name__
-        raise ValueError(f"{where}: expected a JSON object with a 'text' string, got {got}")
-    return obj
-
-def _iter_file_docs(path: Path, errors: str = "strict"):
-    "Documents of one file: .txt (the whole file), .jsonl (an object a line), .json (that, or one array), .parquet."
-    ext = _doc_ext(path)
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    if ext == ".parquet":
-        import pyarrow.parquet as pq
-        with opener(path, "rb") as f:
-            pf = pq.ParquetFile(f)
-            if "text" not in pf.schema_arrow.names:
-                raise ValueError(f"{path} has no 'text' column (columns: {pf.schema_arrow.names})")
-            row = 0
-            for batch in pf.iter_batches(columns=["text"], batch_size=1024):
-                for text in batch.column(0).to_pylist():
-                    if not isinstance(text, str): raise ValueError(f"{path}: row {row} has no text ({text!r})")
-                    row += 1
-                    yield {"text": text}
-        return
-    with opener(path, "rb") as f:
-        if ext == ".txt":
-            yield {"text": _decode(f.read(), path, 0, errors).removeprefix("\ufeff")}
-            return
-        head = f.read(1 << 16).lstrip()
-        f.seek(0)
-        if ext == ".json" and head[:1] == b"[":  # one JSON array of documents
-            try:
-                docs = json.loads(_decode(f.read(), path, 0, errors))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON ({e})") from None
-            for i, d in enumerate(docs): yield _check_doc(d, f"{path}: item {i}")
-            return
-        for where, obj in read_jsonl(f, path, errors): yield _check_doc(obj, where)
-
+# %% ../nbs/01_data.ipynb #5f6a7b97
 def read_jsonl(f, # a file opened in binary mode
                path, # its name, for messages
                errors: str = "strict", # 'replace': bad UTF-8 bytes become U+FFFD
@@ -605,60 +325,35 @@ def read_jsonl(f, # a file opened in binary mode
     offset = 0
     for lineno, raw in enumerate(f, 1):
         line, offset = _decode(raw, path, offset, errors), offset + len(raw)
-        if not line.strip(): continue
+        if not line.strip():
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{lineno}: not valid JSON ({e}); expected one JSON object per line") from None
         yield f"{path}:{lineno}", obj
 
-def _iter_files(files, errors: str = "strict"):
-    for f in files: yield from _iter_file_docs(f, errors)
+# %% ../nbs/01_data.ipynb #72b77dd9
+def shakespeare_prep(data_dir="data/shakespeare", # where the shards go
+                     **kw, # shard_size, num_proc, progress, overwrite: see `prep.shakespeare_shards`
+                    ) -> Path:
+    "Tokenize the bundled plays into `shakespeare_{split}_{index:06d}.npy` shards in `data_dir` (idempotent)."
+    from buildNanoGPT.prep import shakespeare_shards  # on call: the writer is not part of the lesson's import
+    return shakespeare_shards(data_dir, **kw)
 
-def _is_dataset(source) -> bool:
-    return type(source).__module__.startswith("datasets") and hasattr(source, "column_names")
+# %% ../nbs/01_data.ipynb #c46618fc
+_FINEWEB_HELLO = ("Hello from `edu_fineweb10B_prep()`! if you want to download the dataset, "
+                  "set is_test=False and run again.")
 
-def _only_docs(docs):
-    "`docs`, refusing a str or Path among them: a string is never guessed to be a document or a path."
-    for i, d in enumerate(docs):
-        if isinstance(d, (str, Path)):
-            raise TypeError(f"item {i} of the source is a {type(d).__name__} ({str(d)[:60]!r}): a document is a dict "
-                            "{'text': ...}; to read files, pass a path or a list of paths")
-        yield d
-
-def _file_id(f: Path) -> dict:
-    st = f.stat()
-    return dict(path=str(f.resolve()), size=st.st_size, mtime_ns=st.st_mtime_ns)
-
-def _is_paths(source) -> bool:
-    "Is `source` a path or a non-empty list of paths? (In a list, a string is a path, never a document.)"
-    return isinstance(source, (str, Path)) or (isinstance(source, (list, tuple)) and bool(source)
-                                               and all(isinstance(s, (str, Path)) for s in source))
-
-def _source_docs(source, errors: str = "strict", exclude=None) -> tuple:
-    "(documents, what they are read from: recorded in the manifest, or None when it can't be told)."
-    if errors not in ("strict", "replace"):
-        raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
-    if _is_dataset(source):
-        cols = source.column_names
-        if cols is not None and "text" not in cols:
-            raise ValueError(f"dataset has no 'text' column (columns: {cols}); rename the text column to 'text'")
-        fp = getattr(source, "_fingerprint", None)
-        return (source.select_columns(["text"]) if cols is not None else source), ({"dataset": fp} if fp else None)
-    if isinstance(source, (list, tuple)) and any(isinstance(s, (str, Path)) for s in source) \
-            and not all(isinstance(s, (str, Path)) for s in source):
-        raise TypeError("the source list mixes paths and documents: pass a list of paths, or a list of {'text': ...} dicts")
-    if _is_paths(source):
-        files = resolve_sources(source, exclude)
-        return _iter_files(files, errors), {"files": [_file_id(f) for f in files]}
-    if isinstance(source, (bytes, dict)) or not hasattr(source, "__iter__"):
-        raise TypeError(f"source must be a path, a list of paths, a datasets.Dataset or an iterable of {{'text': ...}} "
-                        f"dicts; got {type(source).__name__}")
-    return _only_docs(source), None
-
-def iter_source_docs(source, errors: str = "strict"): # 'strict': bad UTF-8 is an error; 'replace': U+FFFD for bad bytes
-    "Documents from a path, a list of paths (files or folders), a datasets.Dataset, or an iterable of `{'text': ...}` dicts."
-    return _source_docs(source, errors)[0]
+def edu_fineweb10B_prep(data_dir="edu_fineweb10B", # where the shards go (`DataLoaderLite`'s default data_root)
+                        is_test: bool = False, # True: only say hello, as the original package
+                        **kw, # source, shard_size, num_proc, remote_name, name, overwrite, ...: see `prep.fineweb_prep`
+                       ):
+    "Download FineWeb-Edu (or read `source`) and tokenize it into shards in `data_dir`; returns the data dir."
+    if is_test:
+        return _FINEWEB_HELLO
+    from buildNanoGPT.prep import fineweb_prep  # on call: the writer is not part of the lesson's import
+    return fineweb_prep(data_dir, **kw)
 
 # %% ../nbs/01_data.ipynb #9a2056a3
 HELLASWAG_URLS = {s: f"https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_{s}.jsonl"
@@ -666,283 +361,13 @@ HELLASWAG_URLS = {s: f"https://raw.githubusercontent.com/rowanz/hellaswag/master
 _HELLASWAG_HELLO = ("Hello from `hellaswag_val_prep()`! if you want to download the dataset, "
                     "set is_test=False and run again.")
 
-def download_file(url: str, # what to download
-                  path, # where to put it
-                  chunk_size: int = 1 << 20, # bytes per read
-                  timeout: float = 30, # seconds to wait for the server
-                  progress: bool = True, # show a progress bar
-                 ) -> Path:
-    "Stream `url` into `path` with a progress bar, through a temp file renamed at the end; skip if `path` exists."
-    path = Path(path)
-    if path.is_file(): return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import requests
-    try:
-        with requests.get(url, stream=True, timeout=timeout) as r:
-            r.raise_for_status()
-            total = int(r.headers.get("content-length", 0)) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=path.name, disable=not progress) as bar:
-                def write(f):
-                    for chunk in r.iter_content(chunk_size):
-                        bar.update(f.write(chunk))
-                atomic_write(path, write)
-    except requests.RequestException as e:
-        raise ConnectionError(f"could not download {url} ({type(e).__name__}: {e}); without network, download it "
-                              f"elsewhere and put it at {path}") from None
-    return path
-
 def hellaswag_val_prep(data_dir="hellaswag", # where `hellaswag_val.jsonl` goes
                        is_test: bool = False, # True: only say hello, as the original package
                        url: str | None = None, # default: the HellaSwag repository's file
                        progress: bool = True, # show a progress bar
                       ):
     "Download HellaSwag's validation set to `data_dir/hellaswag_val.jsonl` (skipped if present); returns its path."
-    if is_test: return _HELLASWAG_HELLO
-    return download_file(url or HELLASWAG_URLS["val"], Path(data_dir) / "hellaswag_val.jsonl", progress=progress)
-
-# %% ../nbs/01_data.ipynb #f625b783
-_HS_KEYS = ("ctx", "label", "endings")
-
-def _check_example(example, where: str = "HellaSwag example"):
-    for k in _HS_KEYS:
-        if k not in example:
-            raise ValueError(f"{where} is missing key {k!r} (has: {sorted(example)}); each line needs ctx, label, endings")
-    if not (isinstance(example["endings"], list) and len(example["endings"]) == 4):
-        raise ValueError(f"{where}: 'endings' must be a list of 4 strings, got {example['endings']!r}")
-    if example["label"] not in range(4):
-        raise ValueError(f"{where}: 'label' must be 0..3, got {example['label']!r}")
-
-def iterate_examples(split: str, # 'train', 'val' or 'test'
-                     data_dir="hellaswag", # the folder of `hellaswag_{split}.jsonl`
-                    ):
-    "Yield the HellaSwag examples (dicts) of `split` from `data_dir/hellaswag_{split}.jsonl`."
-    if split not in HELLASWAG_URLS: raise ValueError(f"split must be one of {list(HELLASWAG_URLS)}, got {split!r}")
-    path = Path(data_dir) / f"hellaswag_{split}.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; download it with hellaswag_val_prep(data_dir={str(data_dir)!r})")
-    with open(path, "rb") as f:
-        for where, example in read_jsonl(f, path):
-            _check_example(example, where)
-            yield example
-
-# %% ../nbs/01_data.ipynb #0b515d63
-def render_example(example: dict, # one HellaSwag example: ctx, label, endings
-                   enc: tiktoken.Encoding | None = None, # default: GPT-2's
-                  ):
-    "HellaSwag example -> (data, tokens (4, L), mask (4, L), label); mask is 1 over each ending's tokens."
-    _check_example(example)
-    enc = enc or get_tokenizer()
-    ctx_tokens = enc.encode_ordinary(example["ctx"])
-    data = {"label": example["label"], "ctx_tokens": ctx_tokens, "ending_tokens": []}
-    tok_rows, mask_rows = [], []
-    for ending in example["endings"]:
-        end_tokens = enc.encode_ordinary(" " + ending)  # GPT-2 tokens carry their leading space
-        tok_rows.append(ctx_tokens + end_tokens)
-        mask_rows.append([0] * len(ctx_tokens) + [1] * len(end_tokens))
-        data["ending_tokens"].append(end_tokens)
-    max_len = max(len(row) for row in tok_rows)
-    import torch
-    tokens = torch.zeros((4, max_len), dtype=torch.long)
-    mask = torch.zeros((4, max_len), dtype=torch.long)
-    for i, (tok_row, mask_row) in enumerate(zip(tok_rows, mask_rows)):
-        tokens[i, :len(tok_row)] = torch.tensor(tok_row)
-        mask[i, :len(mask_row)] = torch.tensor(mask_row)
-    return data, tokens, mask, example["label"]
-
-# %% ../nbs/01_data.ipynb #7de117ea
-def predict_endings(losses, # (K,) cross-entropy at the positions `sel` marks, in row-major order
-                    sel, # (4n, L-1) bool: position t predicts token t+1, and that token is in the row's ending
-                   ): # (n,) the predicted ending of each example
-    "HellaSwag `acc_norm`: in each group of 4 rows, the row whose ending tokens have the lowest mean loss."
-    import torch
-    rows = sel.nonzero()[:, 0] # the row of each scored position
-    loss_sum = torch.zeros(sel.size(0), device=losses.device, dtype=losses.dtype).index_add_(0, rows, losses)
-    return (loss_sum / sel.sum(1).clamp(min=1)).view(-1, 4).argmin(1)
-
-def get_most_likely_row(tokens, # (4, L) context + ending ids, as `render_example` makes them
-                        mask, # (4, L) 1 over each ending's tokens
-                        logits, # (4, L, V) the model's logits for `tokens`
-                       ) -> int:
-    "Index of the row whose completion has the lowest average cross-entropy (HellaSwag `acc_norm`); tensors (4, L), (4, L), (4, L, V)."
-    import torch.nn.functional as F
-    tokens, mask = tokens.to(logits.device), mask.to(logits.device)
-    sel = mask[:, 1:].bool() # the logits at position t predict token t+1
-    losses = F.cross_entropy(logits[:, :-1][sel].float(), tokens[:, 1:][sel], reduction="none")
-    return int(predict_endings(losses, sel)[0])
-
-
-# %% ../nbs/01_data.ipynb #827bdf70
-MIN_SPLIT_TOKENS = 16 * 128 + 1  # one batch of the cpu_default preset (B=16, T=128) plus the shifted target
-
-def _check_split(shard_size, val_fraction, min_split_tokens):
-    check_positive_int("shard_size", shard_size)
-    if not 0 < val_fraction < 1: raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction!r}")
-    check_positive_int("min_split_tokens", min_split_tokens)
-    if shard_size < min_split_tokens:
-        raise ValueError(f"shard_size {shard_size:,} is smaller than min_split_tokens {min_split_tokens:,}")
-
-def split_sizes(n_tokens: int, # the corpus's length in tokens
-                shard_size: int = int(1e8), # tokens per train shard (and the most for val)
-                val_fraction: float = 0.05, # share of the tokens in the val shard
-                min_split_tokens: int = MIN_SPLIT_TOKENS, # least tokens of val and of each train shard
-               ) -> list[int]:
-    "Shard sizes [val, train, ...] for a corpus of `n_tokens`: val = `val_fraction` of it, the rest cut every `shard_size`."
-    _check_split(shard_size, val_fraction, min_split_tokens)
-    val = min(max(math.ceil(val_fraction * n_tokens), min_split_tokens), shard_size)
-    train = n_tokens - val
-    if train < min_split_tokens:
-        raise ValueError(f"the corpus has {n_tokens:,} tokens, too few for a val split and a train split of at least "
-                         f"{min_split_tokens:,} tokens each (one batch of B=16, T=128); add text, or lower "
-                         "min_split_tokens (--min-split-tokens) and train with a smaller B*T")
-    sizes = [shard_size] * (train // shard_size)
-    rest = train % shard_size
-    if rest and sizes and rest < min_split_tokens: sizes[-1] += rest  # too short to hold a batch: joins the one before
-    elif rest: sizes.append(rest)
-    return [val] + sizes
-
-# %% ../nbs/01_data.ipynb #2b204340
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-def _default_name(data_dir, files) -> str:
-    "A shard prefix from the data dir's folder name, else the first source file's name without extensions."
-    base = Path(data_dir).name if data_dir is not None else files[0].name.split(".")[0] if files else "corpus"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-._") or "corpus"
-
-def corpus_prep(source, # a path, a list of paths (files or folders), a datasets.Dataset or an iterable of {'text': ...}
-                data_dir=None, # default: data/NAME
-                name: str | None = None, # shard prefix; default: the data dir's folder name, else the first file's name
-                val_fraction: float = 0.05, # share of the tokens in the val shard (shard 0)
-                min_split_tokens: int = MIN_SPLIT_TOKENS, # least tokens of the val shard and of every train shard
-                shard_size: int = int(1e8), # tokens per train shard (the last one may be shorter)
-                num_proc: int = 1, errors: str = "strict", overwrite: bool = False, progress: bool = True,
-                chunksize: int = 256) -> Path:
-    "Tokenize your own corpus into a val shard and train shards named after it in `data_dir`; returns the data dir."
-    _check_split(shard_size, val_fraction, min_split_tokens)  # bad arguments fail before any work
-    if _is_paths(source): source = files = resolve_sources(source, exclude=data_dir)  # walked once: the files, in order
-    else: files = []
-    if name is None: name = _default_name(data_dir, files)
-    elif not _NAME_RE.match(name):
-        raise ValueError(f"name {name!r} can't prefix shard files: use letters, digits, '_', '.', '-'")
-    data_dir = Path(data_dir) if data_dir is not None else Path("data") / name
-    docs, sources = _source_docs(source, errors, exclude=data_dir)
-    val_rule = f"val_fraction={val_fraction}, min_split_tokens={min_split_tokens}"
-    created = not data_dir.exists()  # removed again if this run fails before writing a shard
-    data_dir.mkdir(parents=True, exist_ok=True)
-    m = _claim_dir(data_dir, dict(name=name, shard_size=int(shard_size), tokenizer_sha256=GPT2_TIKTOKEN_SHA256,
-                                  sources=sources, val_rule=val_rule), overwrite)
-    if m and m["complete"]: return data_dir
-    for p in data_dir.glob(f"{name}.tokens.*.tmp"): p.unlink()  # left by a killed run
-    tmp = data_dir / f"{name}.tokens.{os.getpid()}.tmp"
-    try:
-        n_docs, n_tokens = _tokens_to_file(docs, tmp, num_proc, chunksize, progress, desc=f"{name} tokenize")
-        if not n_docs: raise ValueError(f"no documents to write into {data_dir}: the source yielded nothing")
-        sizes = split_sizes(n_tokens, int(shard_size), val_fraction, min_split_tokens)
-        m = m or _new_manifest(name, int(shard_size), get_tokenizer(), GPT2_TIKTOKEN_SHA256, sources, val_rule)
-        _cut_stream(data_dir, m, tmp, sizes)
-        m.update(docs=n_docs, complete=True)
-        _write_manifest(data_dir, m)
-    finally:
-        tmp.unlink(missing_ok=True)
-        if created and not any(data_dir.iterdir()): data_dir.rmdir()
-    return data_dir
-
-def _tokens_to_file(docs, path: Path, num_proc: int, chunksize: int, progress: bool, desc: str) -> tuple[int, int]:
-    "Pass 1: the token stream of `docs` into the file `path` (its length decides the split); -> (documents, tokens)."
-    n_docs = n_tokens = 0
-    with open(path, "wb") as f, tqdm(unit="tokens", unit_scale=True, disable=not progress, desc=desc) as bar:
-        for t in iter_tokens(docs, get_tokenizer(), num_proc, chunksize):
-            f.write(t.tobytes()); n_docs += 1; n_tokens += len(t); bar.update(len(t))
-    return n_docs, n_tokens
-
-def _cut_stream(data_dir: Path, m: dict, path: Path, sizes: list[int]):
-    "Pass 2: cut the token file `path` into shards of `sizes`; a resumed run keeps the shards it finished."
-    stream = np.memmap(path, dtype=np.uint16, mode="r")
-    start = sum(s["tokens"] for s in m["shards"])
-    for size in sizes[len(m["shards"]):]:
-        _add_shard(data_dir, m, stream[start:start + size], m["docs"], 0)
-        start += size
-    del stream
-
-# %% ../nbs/01_data.ipynb #41fab654
-def debug_requested(flag: bool = False, # the command's --debug
-                   ) -> bool:
-    "Should a CLI show tracebacks? `--debug` (`flag`) or BUILDNANOGPT_DEBUG set to anything but 0/false/no/empty."
-    return bool(flag) or os.environ.get("BUILDNANOGPT_DEBUG", "0").strip().lower() not in ("", "0", "false", "no")
-
-_PREP_EXAMPLES = """examples:
-  buildnanogpt-prep                                   # the bundled plays -> data/shakespeare
-  buildnanogpt-prep --source my_texts/ --data-dir data/mine   # your own corpus -> data/mine/mine_{val,train}_*.npy
-  buildnanogpt-prep --fineweb --hellaswag             # FineWeb-Edu 10B (~30 GB download) -> edu_fineweb10B
-"""
-
-def _prep_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="buildnanogpt-prep", description="Tokenize a corpus into uint16 token shards.",
-                                epilog=_PREP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a = p.add_argument
-    a("--source", nargs="+", metavar="PATH", help=f"your own corpus: {_EXTS} files or folders of them (walked, sorted); "
-      "a .txt file is one document, .jsonl/.json/.parquet hold {'text': ...} records (default: the bundled plays)")
-    a("--data-dir", help="output folder (default: data/NAME with --source, edu_fineweb10B with --fineweb, else data/shakespeare)")
-    a("--name", help="shard file prefix, NAME_val_000000.npy, NAME_train_000001.npy, ... (default: the --data-dir folder's "
-      "name, else the first source's file name; edufineweb with --fineweb)")
-    a("--val-fraction", type=float, help="with --source: share of the tokens that go to the val shard, at least "
-      "--min-split-tokens and at most --shard-size (default: 0.05)")
-    a("--min-split-tokens", type=int, help=f"with --source: least tokens of the val shard and of each train shard "
-      f"(default: {MIN_SPLIT_TOKENS}, one batch of B=16, T=128)")
-    a("--shard-size", type=int, help=f"tokens per shard (default: 100000000 with --source or --fineweb, "
-      f"{SHAKESPEARE_SHARD_SIZE} for the bundled plays)")
-    a("--fineweb", action="store_true", help="FineWeb-Edu's layout: download the --remote-name subset from the Hub (or "
-      "read --source) into 1e8-token shards, shard 0 is val (default: off)")
-    a("--remote-name", default="sample-10BT", help="with --fineweb: the FineWeb-Edu subset (default: sample-10BT)")
-    a("--num-proc", type=int, help="tokenizer processes (default: all cores with --fineweb, else 1)")
-    a("--replace-bad-bytes", action="store_true", help="replace bytes that are not UTF-8 with U+FFFD (default: off: "
-      "stop and name the file and byte offset)")
-    a("--overwrite", action="store_true", help="if --data-dir holds another corpus, delete its shards and manifest first "
-      "(default: off: refuse)")
-    a("--hellaswag", action="store_true", help="also download HellaSwag's validation set, for the eval during training "
-      "(default: off)")
-    a("--hellaswag-dir", default="hellaswag", help="where --hellaswag puts hellaswag_val.jsonl (default: hellaswag)")
-    a("--debug", action="store_true", help="show the traceback of an error (default: off; also BUILDNANOGPT_DEBUG=1)")
-    return p
-
-def _prep_summary(m: dict, out) -> str:
-    n, val = len(m["shards"]), m["shards"][0]["tokens"]
-    line = (f"{m['name']}: {m['docs']:,} docs, {m['tokens']:,} tokens, {n} shards "
-            f"(1 val of {val:,} tokens, {n - 1} train of {m['tokens'] - val:,} tokens) in {out}")
-    if m.get("val_rule", "first shard") != "first shard":
-        line += f"\nsplit: val = {val / m['tokens']:.1%} of the tokens ({m['val_rule']}; at most shard_size={m['shard_size']:,})"
-    return line
-
-def _prep_main(p: argparse.ArgumentParser, args) -> Path:
-    for flag, v in (("--num-proc", args.num_proc), ("--shard-size", args.shard_size), ("--min-split-tokens", args.min_split_tokens)):
-        if v is not None and v < 1: p.error(f"{flag} must be >= 1, got {v}")
-    errors = "replace" if args.replace_bad_bytes else "strict"
-    if not args.source or args.fineweb:
-        for flag, v in (("--val-fraction", args.val_fraction), ("--min-split-tokens", args.min_split_tokens)):
-            if v is not None: p.error(f"{flag} needs --source without --fineweb (FineWeb's shard 0 is its val split)")
-    if args.fineweb:
-        return edu_fineweb10B_prep(data_dir=args.data_dir or "edu_fineweb10B", source=args.source,
-                                   shard_size=args.shard_size or int(1e8), num_proc=args.num_proc,
-                                   remote_name=args.remote_name, name=args.name or "edufineweb", errors=errors,
-                                   overwrite=args.overwrite)
-    if args.source:
-        return corpus_prep(args.source, data_dir=args.data_dir, name=args.name, shard_size=args.shard_size or int(1e8),
-                           val_fraction=0.05 if args.val_fraction is None else args.val_fraction,
-                           min_split_tokens=args.min_split_tokens or MIN_SPLIT_TOKENS, num_proc=args.num_proc or 1,
-                           errors=errors, overwrite=args.overwrite)
-    for flag, v in (("--name", args.name), ("--replace-bad-bytes", args.replace_bad_bytes)):
-        if v: p.error(f"{flag} needs --source (the bundled plays are always 'shakespeare', and UTF-8)")
-    return shakespeare_prep(data_dir=args.data_dir or "data/shakespeare", num_proc=args.num_proc or 1,
-                            shard_size=args.shard_size or SHAKESPEARE_SHARD_SIZE, overwrite=args.overwrite)
-
-def prep_cli(argv=None, # the arguments; default: the command line's
-            ):
-    "Console script `buildnanogpt-prep`: the bundled plays (default), your own corpus (`--source`) or FineWeb-Edu (`--fineweb`)."
-    p = _prep_parser()
-    args = p.parse_args(argv)
-    try:
-        out = _prep_main(p, args)
-        print(_prep_summary(read_manifest(out), out))
-        if args.hellaswag: print(f"HellaSwag validation set: {hellaswag_val_prep(data_dir=args.hellaswag_dir)}")
-    except (ValueError, OSError) as e:  # the user's input or the machine: one line, no traceback
-        if debug_requested(args.debug): raise
-        p.exit(2, f"{p.prog}: error: {e}\n")
+    if is_test:
+        return _HELLASWAG_HELLO
+    from buildNanoGPT.prep import hellaswag_download  # on call: `requests` is imported only to download
+    return hellaswag_download(data_dir, url=url, progress=progress)

@@ -37,79 +37,59 @@ class GPTConfig:
     n_layer: int = 12       # number of transformer blocks
     n_head: int = 12        # attention heads per block
     n_embd: int = 768       # width of the residual stream
-    # beyond the lecture (nbs/05_beyond, `buildNanoGPT.modern`): every one off by default, so this stays GPT-2
-    rotary: bool = False          # rotary position embeddings instead of the learned wpe
-    qk_norm: bool = False         # RMS-normalise queries and keys per head
-    relu2: bool = False           # ReLU(x)^2 in the MLP instead of tanh-GELU
-    tie_embeddings: bool = True   # lm_head shares wte's weight (GPT-2); False: its own matrix
-    zero_init_proj: bool = False  # residual projections (attn and MLP c_proj) start at zero
-    logit_softcap: float = 0.0    # > 0: logits = cap * tanh(logits / cap); 0: off
 
     def __post_init__(self):
-        for k in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"): check_positive_int(f"GPTConfig.{k}", getattr(self, k))
+        for k in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
+            check_positive_int(f"GPTConfig.{k}", getattr(self, k))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
                              f"pick n_head among the divisors of n_embd")
-        for k in _MODERN_DEFAULTS:
-            if k != "logit_softcap" and not isinstance(getattr(self, k), bool):
-                raise ValueError(f"GPTConfig.{k} must be True or False, got {getattr(self, k)!r}")
-        if isinstance(self.logit_softcap, bool) or not isinstance(self.logit_softcap, (int, float)) or self.logit_softcap < 0:
-            raise ValueError(f"GPTConfig.logit_softcap must be a number >= 0 (0: off), got {self.logit_softcap!r}")
-        if self.rotary and self.head_size % 2:
-            raise ValueError(f"rotary=True needs an even head size, got n_embd/n_head = {self.head_size}")
 
     @property
     def head_size(self): return self.n_embd // self.n_head
 
-    @property
-    def non_gpt2_options(self) -> dict:
-        "The options beyond the lecture that this config turns on (empty: plain GPT-2)."
-        return {k: getattr(self, k) for k, v in _MODERN_DEFAULTS.items() if getattr(self, k) != v}
+# %% ../nbs/00_model.ipynb #f0f54ad6
+@patch(cls_method=True)
+def gpt2_124m(cls: GPTConfig, **kw):  return cls(**{**dict(n_layer=12, n_head=12, n_embd=768), **kw})
+@patch(cls_method=True)
+def gpt2_350m(cls: GPTConfig, **kw):  return cls(**{**dict(n_layer=24, n_head=16, n_embd=1024), **kw})
+@patch(cls_method=True)
+def gpt2_774m(cls: GPTConfig, **kw):  return cls(**{**dict(n_layer=36, n_head=20, n_embd=1280), **kw})
+@patch(cls_method=True)
+def gpt2_1558m(cls: GPTConfig, **kw): return cls(**{**dict(n_layer=48, n_head=25, n_embd=1600), **kw})
 
-    @property
-    def is_gpt2(self) -> bool:
-        "True when this is GPT-2's architecture exactly (every option beyond the lecture off)."
-        return not self.non_gpt2_options
+@patch(cls_method=True)
+def cpu_tiny(cls: GPTConfig, **kw):
+    "For tests: 2 layers, 2 heads, width 64, context 64 (the GPT-2 vocabulary)."
+    return cls(**{**dict(block_size=64, n_layer=2, n_head=2, n_embd=64), **kw})
 
-    @classmethod
-    def gpt2_124m(cls, **kw):  return cls(**{**dict(n_layer=12, n_head=12, n_embd=768), **kw})
-    @classmethod
-    def gpt2_350m(cls, **kw):  return cls(**{**dict(n_layer=24, n_head=16, n_embd=1024), **kw})
-    @classmethod
-    def gpt2_774m(cls, **kw):  return cls(**{**dict(n_layer=36, n_head=20, n_embd=1280), **kw})
-    @classmethod
-    def gpt2_1558m(cls, **kw): return cls(**{**dict(n_layer=48, n_head=25, n_embd=1600), **kw})
-    @classmethod
-    def cpu_tiny(cls, **kw):
-        "For tests: 2 layers, 2 heads, width 64, context 64 (the GPT-2 vocabulary)."
-        return cls(**{**dict(block_size=64, n_layer=2, n_head=2, n_embd=64), **kw})
-    @classmethod
-    def cpu_small(cls, **kw):
-        "The bundled CPU run: 4 layers, 4 heads, width 128, context 128 (about 7.2M parameters, 6.4M of them the tied embedding)."
-        return cls(**{**dict(block_size=128, n_layer=4, n_head=4, n_embd=128), **kw})
+@patch(cls_method=True)
+def cpu_small(cls: GPTConfig, **kw):
+    "4 layers, 4 heads, width 128, context 128 (about 7.2M parameters, 6.4M of them the tied embedding)."
+    return cls(**{**dict(block_size=128, n_layer=4, n_head=4, n_embd=128), **kw})
 
-    @classmethod
-    def cpu_narrow(cls, **kw):
-        "The CPU default: 4 layers, 4 heads, width 64, context 128 (3,424,704 parameters, 3,216,448 of them the tied embedding)."
-        return cls(**{**dict(block_size=128, n_layer=4, n_head=4, n_embd=64), **kw})
+@patch(cls_method=True)
+def cpu_narrow(cls: GPTConfig, **kw):
+    "The CPU default: 4 layers, 4 heads, width 64, context 128 (3,424,704 parameters, 3,216,448 of them the tied embedding)."
+    return cls(**{**dict(block_size=128, n_layer=4, n_head=4, n_embd=64), **kw})
 
-    @classmethod
-    def from_name(cls, name: str, **kw):
-        "A preset by name: '124M'/'gpt2', '350M'/'gpt2-medium', '774M'/'gpt2-large', '1558M'/'gpt2-xl', 'cpu_tiny', 'cpu_narrow', 'cpu_small'."
-        key = str(name).strip().lower().replace("-", "_")
-        if key not in _PRESET_NAMES:
-            raise ValueError(f"unknown GPT config name {name!r}; choose one of {sorted(set(_PRESET_NAMES))}")
-        return getattr(cls, _PRESET_NAMES[key])(**kw)
-
-_MODERN_DEFAULTS = dict(rotary=False, qk_norm=False, relu2=False, tie_embeddings=True, zero_init_proj=False, logit_softcap=0.0)
-
+# %% ../nbs/00_model.ipynb #d130be56
 _PRESET_NAMES = {
     "124m": "gpt2_124m", "gpt2": "gpt2_124m", "gpt2_124m": "gpt2_124m", "gpt2_small": "gpt2_124m",
     "350m": "gpt2_350m", "gpt2_medium": "gpt2_350m", "gpt2_350m": "gpt2_350m",
     "774m": "gpt2_774m", "gpt2_large": "gpt2_774m", "gpt2_774m": "gpt2_774m",
     "1558m": "gpt2_1558m", "1.5b": "gpt2_1558m", "gpt2_xl": "gpt2_1558m", "gpt2_1558m": "gpt2_1558m",
-    "cpu_tiny": "cpu_tiny", "tiny": "cpu_tiny", "cpu_narrow": "cpu_narrow", "cpu_small": "cpu_small", "small_cpu": "cpu_small",
+    "cpu_tiny": "cpu_tiny", "tiny": "cpu_tiny", "cpu_narrow": "cpu_narrow", "cpu_small": "cpu_small",
+    "small_cpu": "cpu_small",
 }
+
+@patch(cls_method=True)
+def from_name(cls: GPTConfig, name: str, **kw):
+    "A preset by name: '124M'/'gpt2', '350M'/'gpt2-medium', '774M'/'gpt2-large', '1558M'/'gpt2-xl', 'cpu_tiny', ..."
+    key = str(name).strip().lower().replace("-", "_")
+    if key not in _PRESET_NAMES:
+        raise ValueError(f"unknown GPT config name {name!r}; choose one of {sorted(set(_PRESET_NAMES))}")
+    return getattr(cls, _PRESET_NAMES[key])(**kw)
 
 # %% ../nbs/00_model.ipynb #89b9447d
 class CausalSelfAttention(nn.Module):
@@ -170,7 +150,7 @@ class GPT(nn.Module):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}; e.g. GPT(GPTConfig.cpu_tiny())")
-        if not config.is_gpt2:
+        if getattr(config, "non_gpt2_options", None): # a `modern.ModernConfig` with an option on
             raise ValueError(f"GPT is GPT-2 exactly, but this config turns on {config.non_gpt2_options}: build it with "
                              f"buildNanoGPT.modern.build_model(config) (a ModernGPT)")
         self.config = config
@@ -467,7 +447,7 @@ def generate(self: GPT,
 def hf_config(self: GPT):
     "A `transformers.GPT2Config` describing this model (GPT-2's architecture, no dropout)."
     c = self.config
-    if not c.is_gpt2:
+    if getattr(c, "non_gpt2_options", None):
         raise ValueError(f"cannot export to Hugging Face's GPT2LMHeadModel: this model uses {c.non_gpt2_options}, "
                          f"which GPT-2's architecture cannot represent")
     from transformers import GPT2Config
@@ -554,4 +534,4 @@ def estimate_mfu(self: GPT,
     return self.flops_per_token(T) * tokens_per_sec / peak_flops
 
 # %% ../nbs/00_model.ipynb #c5478e58
-from .data import DataLoaderLite
+from .data import DataLoaderLite # the original package's import path (buildNanoGPT.compat)

@@ -7,6 +7,8 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/beyond.html.md"""
 # %% ../nbs/05_beyond.ipynb #9be9c80e
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
+
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
@@ -14,8 +16,50 @@ from torch.nn import functional as F
 from .model import GPT, GPTConfig, KVCache, CausalSelfAttention, MLP, Block
 
 # %% auto #0
-__all__ = ['Rotary', 'ModernAttention', 'ReLU2', 'ModernMLP', 'ModernBlock', 'SoftcapLinear', 'ModernGPT', 'build_model',
-           'split_params', 'MuonAdamW', 'muon_adamw']
+__all__ = ['OPTIONS', 'MODERN_MODEL_KW', 'RECIPES', 'ModernConfig', 'config_from_dict', 'Rotary', 'ModernAttention', 'ReLU2',
+           'ModernMLP', 'ModernBlock', 'SoftcapLinear', 'ModernGPT', 'build_model', 'split_params', 'MuonAdamW',
+           'muon_adamw', 'recipe_kw']
+
+# %% ../nbs/05_beyond.ipynb #c2db813e
+OPTIONS = dict(rotary=False, qk_norm=False, relu2=False, tie_embeddings=True, zero_init_proj=False,
+               logit_softcap=0.0) # each option beyond the lecture, and its GPT-2 value
+
+@dataclass
+class ModernConfig(GPTConfig):
+    "GPT-2's five numbers and the options beyond the lecture, each off by default (then it is GPT-2)."
+    rotary: bool = False          # rotary position embeddings instead of the learned wpe
+    qk_norm: bool = False         # RMS-normalise queries and keys per head
+    relu2: bool = False           # ReLU(x)^2 in the MLP instead of tanh-GELU
+    tie_embeddings: bool = True   # lm_head shares wte's weight (GPT-2); False: its own matrix
+    zero_init_proj: bool = False  # residual projections (attn and MLP c_proj) start at zero
+    logit_softcap: float = 0.0    # > 0: logits = cap * tanh(logits / cap); 0: off
+
+    def __post_init__(self):
+        super().__post_init__()
+        for k in OPTIONS:
+            if k != "logit_softcap" and not isinstance(getattr(self, k), bool):
+                raise ValueError(f"ModernConfig.{k} must be True or False, got {getattr(self, k)!r}")
+        cap = self.logit_softcap
+        if isinstance(cap, bool) or not isinstance(cap, (int, float)) or cap < 0:
+            raise ValueError(f"ModernConfig.logit_softcap must be a number >= 0 (0: off), got {cap!r}")
+        if self.rotary and self.head_size % 2:
+            raise ValueError(f"rotary=True needs an even head size, got n_embd/n_head = {self.head_size}")
+
+    @property
+    def non_gpt2_options(self) -> dict:
+        "The options beyond the lecture that this config turns on (empty: plain GPT-2)."
+        return {k: getattr(self, k) for k, v in OPTIONS.items() if getattr(self, k) != v}
+
+    @property
+    def is_gpt2(self) -> bool:
+        "True when this is GPT-2's architecture exactly (every option beyond the lecture off)."
+        return not self.non_gpt2_options
+
+# %% ../nbs/05_beyond.ipynb #083fc139
+def config_from_dict(d: dict) -> GPTConfig:
+    "The config a checkpoint recorded: a `ModernConfig` if it turns on an option beyond GPT-2, else a `GPTConfig`."
+    c = ModernConfig(**d)
+    return c if c.non_gpt2_options else GPTConfig(**{f.name: d[f.name] for f in fields(GPTConfig)})
 
 # %% ../nbs/05_beyond.ipynb #a44b610a
 class Rotary(nn.Module):
@@ -37,7 +81,7 @@ class Rotary(nn.Module):
 # %% ../nbs/05_beyond.ipynb #c413ef84
 class ModernAttention(CausalSelfAttention):
     "GPT-2's attention, optionally with rotary positions on q and k and QK-norm (RMS-normalised q and k per head)."
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: ModernConfig):
         super().__init__(config) # the same c_attn and c_proj as GPT-2
         self.rotary = Rotary(config.head_size, config.block_size) if config.rotary else None
         self.qk_norm = config.qk_norm
@@ -64,7 +108,7 @@ class ReLU2(nn.Module):
 
 class ModernMLP(MLP):
     "GPT-2's MLP with tanh-GELU or (`relu2`) ReLU^2 as its activation."
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: ModernConfig):
         nn.Module.__init__(self)
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
         self.act = ReLU2() if config.relu2 else nn.GELU(approximate="tanh")
@@ -75,7 +119,7 @@ class ModernMLP(MLP):
 
 class ModernBlock(Block):
     "GPT-2's pre-norm block around `ModernAttention` and `ModernMLP`."
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: ModernConfig):
         nn.Module.__init__(self)
         self.ln_1, self.attn = nn.LayerNorm(config.n_embd), ModernAttention(config)
         self.ln_2, self.mlp = nn.LayerNorm(config.n_embd), ModernMLP(config)
@@ -91,11 +135,12 @@ class SoftcapLinear(nn.Linear):
 
 # %% ../nbs/05_beyond.ipynb #2e2cf69a
 class ModernGPT(GPT):
-    "GPT-2 with the options of `GPTConfig` beyond the lecture; with all of them off it is the same model as `GPT`."
-    def __init__(self, config: GPTConfig):
+    "GPT-2 with the options of `ModernConfig`; with all of them off it is the same model as `GPT`."
+    def __init__(self, config: ModernConfig):
         nn.Module.__init__(self)
-        if not isinstance(config, GPTConfig):
-            raise TypeError(f"ModernGPT needs a GPTConfig, got {type(config).__name__}; e.g. GPTConfig.cpu_tiny(rotary=True)")
+        if not isinstance(config, ModernConfig):
+            raise TypeError(f"ModernGPT needs a ModernConfig, got {type(config).__name__}; "
+                            "e.g. ModernConfig.cpu_tiny(rotary=True)")
         self.config = c = config
         parts = dict(wte=nn.Embedding(c.vocab_size, c.n_embd))
         if not c.rotary: parts["wpe"] = nn.Embedding(c.block_size, c.n_embd) # rotary: positions live in attention
@@ -131,7 +176,7 @@ class ModernGPT(GPT):
 
 def build_model(config: GPTConfig) -> GPT:
     "The model for `config`: the lecture's `GPT` when it is plain GPT-2, else a `ModernGPT`."
-    return GPT(config) if config.is_gpt2 else ModernGPT(config)
+    return ModernGPT(config) if getattr(config, "non_gpt2_options", None) else GPT(config)
 
 # %% ../nbs/05_beyond.ipynb #4f7439bd
 def split_params(model) -> tuple[list, list, list]:
@@ -179,3 +224,23 @@ def muon_adamw(model, lr: float, # AdamW's peak learning rate (embeddings, head,
         print(f"Muon: {len(hidden)} hidden matrices, {n(hidden):,} parameters; AdamW: {len(other) + len(vectors)} tensors, "
               f"{n(other) + n(vectors):,} parameters")
     return MuonAdamW(muon, adamw)
+
+# %% ../nbs/05_beyond.ipynb #f399ef16
+MODERN_MODEL_KW = dict(rotary=True, qk_norm=True, relu2=True, tie_embeddings=False, zero_init_proj=True) # chosen below
+
+RECIPES = { # TrainingConfig overrides per recipe and preset: the model options, the optimizer and their learning rates
+    "lecture": {},
+    "modern": {"cpu_default": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", max_lr=5e-3, muon_lr=0.02),
+               "gpt2_124m": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", muon_lr=0.02)}, # GPU: not tuned here
+}
+
+def recipe_kw(recipe: str = "lecture", # 'lecture': no change; 'modern': the set of this page
+              preset: str = "cpu_default", # the training preset it applies to
+             ) -> dict:
+    "The `TrainingConfig` overrides of `recipe` for a training `preset`."
+    if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+    if not RECIPES[recipe]: return {}
+    key = {"124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu": "cpu_default"}.get(preset.lower().replace("-", "_"), preset)
+    if key not in RECIPES[recipe]:
+        raise ValueError(f"recipe {recipe!r} has no settings for preset {preset!r}; use one of {sorted(RECIPES[recipe])}")
+    return dict(RECIPES[recipe][key])

@@ -1,4 +1,4 @@
-"""The training loop in the lecture's order: one batch, the full loop, making it fast, AdamW and the LR schedule, gradient accumulation, DDP, evaluation and sampling, checkpoints; then what the lecture leaves out, and the CLI
+"""The training loop in the lecture's order: one batch, the full loop, making it fast, AdamW and the LR schedule, gradient accumulation, DDP, evaluation and sampling; then the same loop packaged as `train_GPT`
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/train.html.md"""
 
@@ -7,238 +7,45 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/train.html.md"""
 # %% ../nbs/02_train.ipynb #5dd35c10
 from __future__ import annotations
 
-import argparse
 import math
-import os
 import random
-import signal
 import sys
-import threading
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from tqdm import tqdm
-from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.nn import functional as F
 
 from . import data
-from .modern import build_model, muon_adamw # the options beyond the lecture (nbs/05_beyond)
+from .checkpoint import (GracefulStop, NonFiniteLossError, checkpoint_path, claim_log_dir, log_line,
+                                     nonfinite_message, open_log, restore_run, save_checkpoint)
+from .compat import OriginalTrainingNames, merge_preset
+from .dist import DDPConfig, all_reduce_mean, any_rank, gradient_sync, is_wrapped, raw_model, wrap_model
+from .evals import EvalContext, default_evals
 from .model import GPT, GPTConfig, eval_mode
+from .modern import OPTIONS, ModernConfig, build_model, muon_adamw, recipe_kw
+from .viz import live_plot_for
+from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['SPEEDUPS', 'MODERN_MODEL_KW', 'RECIPES', 'LECTURE_PROMPT', 'DDPConfig', 'train_GPT', 'raw_model', 'create_model',
-           'fmt_duration', 'eta_seconds', 'show_progress', 'attention_written_out', 'time_train_step', 'speedup_ladder',
-           'TrainingConfig', 'get_lr', 'build_optimizer', 'recipe_kw', 'set_random_seed', 'all_reduce_mean',
-           'all_reduce_sum', 'TrainRun', 'check_train_inputs', 'setup_run', 'optimization_step', 'evaluate_loss',
-           'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text', 'step_line', 'log_train_step',
-           'log_val_loss', 'log_hellaswag', 'get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint',
-           'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'stop_requested', 'checkpoint_if_due',
-           'finish_run', 'checkpoint_problem', 'latest_good_checkpoint', 'resume_mismatches', 'broadcast_object',
-           'once_per_machine', 'GracefulStop', 'RunDirError', 'RunLock', 'check_log_dir', 'claim_log_dir',
-           'NonFiniteLossError', 'train_main', 'run_report', 'train_cli', 'sample_from_checkpoint', 'sample_cli']
-
-# %% ../nbs/02_train.ipynb #7d4a9b11
-def _mps_available() -> bool: return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-
-def _resolve_device(requested: str | None, # what the user asked for ('cpu', 'cuda', 'cuda:1', 'mps'); None: automatic
-                    local_rank: int = 0,    # torchrun's LOCAL_RANK: this process's index on its machine
-                    ddp: bool = False,      # launched by torchrun
-                    cuda_available: bool = False, device_count: int = 0, mps_available: bool = False) -> str:
-    "The device of this process, from the request and the machine's facts (passed in, so every branch is testable)."
-    if requested is None:
-        if not ddp: return "cuda" if cuda_available else "mps" if mps_available else "cpu"
-        requested = "cuda" if cuda_available else "cpu" # torchrun: one GPU per process, else the CPU (gloo)
-    try: dev = torch.device(requested)
-    except RuntimeError as e:
-        raise ValueError(f"device {requested!r} is not a valid torch device ({e}); use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
-    if dev.type == "mps" and not mps_available:
-        raise ValueError(f"device {requested!r} was requested but MPS is not available here; pass device='cpu'")
-    if dev.type != "cuda": return requested
-    if not cuda_available:
-        raise ValueError(f"device {requested!r} was requested but CUDA is not available here; pass device='cpu'")
-    if ddp and dev.index is None: dev = torch.device("cuda", local_rank) # under torchrun 'cuda' means cuda:LOCAL_RANK
-    elif ddp and dev.index != local_rank:
-        raise ValueError(f"--device {requested} under torchrun with LOCAL_RANK={local_rank}: every rank would share GPU "
-                         f"{dev.index}; pass --device cuda (device='cuda'), which gives each rank cuda:LOCAL_RANK")
-    if dev.index is not None and dev.index >= device_count:
-        hint = (f"start at most {device_count} process(es) per machine (torchrun --nproc_per_node={device_count})" if ddp
-                else f"use an index below {device_count}")
-        raise ValueError(f"device {str(dev)!r} was requested but this machine has {device_count} GPU(s); {hint}")
-    return str(dev) if ddp else requested
-
-@dataclass
-class DDPConfig:
-    "Who this process is (torchrun's RANK/LOCAL_RANK/WORLD_SIZE) and which device and backend it uses."
-    device: str | None = None   # override the automatic choice: 'cpu', 'cuda', 'cuda:1', 'mps'
-    backend: str | None = None  # override the process-group backend ('nccl' for CUDA, 'gloo' otherwise)
-    verbose: bool = field(default=True, repr=False)
-    ddp: bool = field(init=False)
-    ddp_rank: int = field(init=False)
-    ddp_local_rank: int = field(init=False)
-    ddp_world_size: int = field(init=False)
-    master_process: bool = field(init=False)
-    device_type: str = field(init=False)
-
-    def __post_init__(self):
-        env = os.environ
-        self.ddp = int(env.get("RANK", -1)) != -1 # torchrun sets RANK; plain python does not
-        if self.ddp:
-            try: self.ddp_rank, self.ddp_local_rank, self.ddp_world_size = (int(env[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
-            except KeyError as e:
-                raise RuntimeError(f"RANK is set but {e.args[0]} is not: launch with torchrun, which sets RANK, LOCAL_RANK "
-                                   f"and WORLD_SIZE, or unset RANK for a single-process run") from None
-        else:
-            self.ddp_rank, self.ddp_local_rank, self.ddp_world_size = 0, 0, 1
-        cuda = torch.cuda.is_available()
-        self.device = _resolve_device(self.device, self.ddp_local_rank, self.ddp, cuda, torch.cuda.device_count() if cuda else 0,
-                                      _mps_available())
-        self.device_type = torch.device(self.device).type
-        self.master_process = self.ddp_rank == 0 # rank 0 logs, prints and writes checkpoints
-        if self.backend is None: self.backend = "nccl" if self.device_type == "cuda" else "gloo"
-        if self.ddp:
-            if self.device_type == "cuda": torch.cuda.set_device(self.device)
-            if not dist.is_initialized(): dist.init_process_group(backend=self.backend)
-        if self.master_process and self.verbose: print(f"using device: {self.device}")
-
-    def destroy(self, wait: bool | None = None):
-        "Leave the process group (call once at the end of a torchrun script), after every rank got there (`wait`; default: unless an exception is on its way)."
-        if not (self.ddp and dist.is_initialized()): return
-        # An early leaver is what aborts: gloo's threads outlive destroy_process_group (DDP keeps the group alive) and one
-        # still finishing its last collective while the interpreter shuts down kills the process. On an error we do not
-        # wait: the other ranks may be stuck in a collective, and torchrun stops them once this rank has exited.
-        if (wait if wait is not None else sys.exc_info()[0] is None): dist.barrier()
-        dist.destroy_process_group()
-
-    def barrier(self):
-        "Wait for every rank (no-op in a single process)."
-        if self.ddp and dist.is_initialized(): dist.barrier()
-
-    # the original package's spellings (read-only)
-    @property
-    def world_size(self) -> int: return self.ddp_world_size
-    @property
-    def rank(self) -> int: return self.ddp_rank
-    @property
-    def local_rank(self) -> int: return self.ddp_local_rank
-
-# %% ../nbs/02_train.ipynb #07dff900
-def _due(step, interval, last_step): return bool(interval) and (step % interval == 0 or last_step)
-
-def train_GPT(model, train_loader, val_loader, # the model (`create_model`) and two `DataLoaderLite`s (val: None to skip)
-              train_cf, ddp_cf: DDPConfig, # the run's `TrainingConfig`; this process's `DDPConfig`
-              optimizer=None, enc=None, # None: `build_optimizer`; GPT-2's tokenizer
-              stop_at_step: int | None = None, # stop after this step (checkpoint, return), as Ctrl-C would
-              live_plot=False, # True: in Jupyter, loss curves redrawn in place as it trains (or a `viz.LivePlot`)
-             ) -> dict: # the run's summary: losses, HellaSwag, tokens/s, last checkpoint
-    "Train `model` for `train_cf.max_steps` optimizer steps (validation, HellaSwag, samples, log, checkpoints); returns a summary."
-    cf, master = train_cf, ddp_cf.master_process
-    with claim_log_dir(cf, getattr(raw_model(model), "config", None), train_loader, ddp_cf) as resume_from: # one run per folder
-        run = setup_run(model, train_loader, cf, ddp_cf, optimizer, enc, resume_from, live_plot)
-        step = run.start_step - 1
-        with GracefulStop(verbose=master) as stopper: # Ctrl-C: finish the step, write a checkpoint, stop
-            for step in range(run.start_step, cf.max_steps):
-                last_step = step == cf.max_steps - 1
-                # once in a while evaluate our validation loss
-                if val_loader is not None and _due(step, cf.val_interval, last_step):
-                    log_val_loss(run, step, evaluate_loss(model, val_loader, ddp_cf, cf.val_loss_steps, run.use_autocast,
-                                                          progress=run.progress))
-                # once in a while evaluate hellaswag
-                if cf.hellaswag and _due(step, cf.hellaswag_interval, last_step):
-                    log_hellaswag(run, step, evaluate_hellaswag(model, ddp_cf, cf.hellaswag_dir, cf.hellaswag_batch,
-                                  cf.hellaswag_max_examples, enc=run.enc, autocast=run.use_autocast, progress=run.progress))
-                # once in a while generate from the model (not at step 0: noise)
-                if cf.sample_interval and ((step > 0 and step % cf.sample_interval == 0) or last_step):
-                    generate_text(model, run.enc, ddp_cf, prompt=cf.sample_prompt, num_return_sequences=cf.num_return_sequences,
-                                  max_length=cf.sample_max_length)
-                # do one step of the optimization
-                loss, norm, lr, dt = optimization_step(run, step)
-                log_train_step(run, step, loss, norm, lr, dt) # the step line; a nan loss stops the run here
-                # once in a while save a checkpoint (and at the last step, and before stopping early)
-                stop = stop_requested(stopper.requested or (stop_at_step is not None and step >= stop_at_step), ddp_cf)
-                checkpoint_if_due(run, step, stop)
-                if stop and not last_step:
-                    run.summary["stopped_early"] = True
-                    if master: print(f"stopped after step {step}" + ("; resume with resume=True (--resume)" if run.log_dir else ""))
-                    break
-        return finish_run(run, step)
-
-# %% ../nbs/02_train.ipynb #f1a7750f
-def raw_model(model) -> GPT:
-    "The plain module inside DDP and/or `torch.compile` wrappers (what to evaluate, sample from and save)."
-    while True:
-        if isinstance(model, DDP): model = model.module
-        elif hasattr(model, "_orig_mod"): model = model._orig_mod
-        else: return model
-
-def _find_ddp(model):
-    "The DDP wrapper in a chain of wrappers (for `no_sync`), or None."
-    while True:
-        if isinstance(model, DDP): return model
-        if hasattr(model, "_orig_mod"): model = model._orig_mod
-        else: return None
-
-def create_model(ddp_cf, # the process's `DDPConfig`: its device, and whether to wrap in DDP
-                 pre_trained: bool = False, # OpenAI's weights (`GPT.from_pretrained(model_type)`) instead of a random init
-                 config: GPTConfig | None = None, # the model's shape; None: GPT-2 124M with vocabulary 50,304
-                 model_type: str = "gpt2", # with `pre_trained`: gpt2, gpt2-medium, ... or a save_pretrained folder
-                 compile: bool = False): # wrap in `torch.compile` (after DDP)
-    "A GPT (a `ModernGPT` when `config` has options beyond GPT-2) on `ddp_cf.device`: random init (`config`, default 124M with vocab 50304) or OpenAI's weights; DDP-wrapped under torchrun."
-    if pre_trained:
-        model = GPT.from_pretrained(model_type, getattr(ddp_cf, "master_process", True))
-    else:
-        model = build_model(config if config is not None else GPTConfig(vocab_size=50304)) # GPT, or ModernGPT for options beyond GPT-2
-    model.to(ddp_cf.device)
-    if getattr(ddp_cf, "ddp", False):
-        # device_ids: the GPU this rank actually uses; on the CPU (gloo) DDP must not be given device ids
-        dev = torch.device(ddp_cf.device)
-        model = DDP(model, device_ids=[dev.index if dev.index is not None else torch.cuda.current_device()]) if dev.type == "cuda" else DDP(model)
-    if compile: model = torch.compile(model) # after DDP, as PyTorch recommends (DDP-aware graph breaks)
-    return model
-
-# %% ../nbs/02_train.ipynb #e12a0002
-def fmt_duration(seconds: float) -> str:
-    "A duration as a clock shows it: `0:42`, `12:05`, `1:02:03`."
-    s = int(round(max(0.0, seconds)))
-    h, m, s = s // 3600, s // 60 % 60, s % 60
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-def eta_seconds(elapsed: float, # seconds since the first step of this run started
-                done: int,       # steps finished in this run
-                total: int,      # steps this run will do
-               ) -> float | None: # None before the first step ends
-    "Time left: the mean time per step so far times the steps left."
-    return elapsed / done * (total - done) if done > 0 else None
-
-def show_progress(ddp_cf=None, stream=None) -> bool:
-    "Whether to show progress bars: on the master rank, and only when `stream` (default stderr) is a terminal."
-    stream = sys.stderr if stream is None else stream
-    isatty = getattr(stream, "isatty", None)
-    return bool(getattr(ddp_cf, "master_process", True) and isatty is not None and isatty())
-
-def _bar(iterable=None, total=None, desc=None, progress: bool = False, **kw):
-    "A tqdm bar on stderr that leaves no line behind; a silent pass-through when `progress` is off."
-    return tqdm(iterable, total=total, desc=desc, disable=not progress, leave=False, file=sys.stderr, dynamic_ncols=True, **kw)
+__all__ = ['SPEEDUPS', 'PRESETS', 'use_autocast', 'attention_written_out', 'time_train_step', 'speedup_ladder', 'TrainingConfig',
+           'get_lr', 'build_optimizer', 'set_random_seed', 'TrainRun', 'optimization_step', 'create_model', 'log_evals',
+           'generate_text', 'fmt_duration', 'eta_seconds', 'step_line', 'log_train_step', 'checkpoint_if_due',
+           'check_train_inputs', 'show_progress', 'setup_run', 'finish_run', 'train_GPT']
 
 # %% ../nbs/02_train.ipynb #1fba4e94
-def _autocast(ddp_cf, enabled):
-    "bf16 autocast context on `ddp_cf`'s device when `enabled`, else a no-op."
-    return torch.autocast(device_type=ddp_cf.device_type, dtype=torch.bfloat16) if enabled else nullcontext()
-
-def _use_autocast(train_cf, ddp_cf) -> bool:
+def use_autocast(train_cf, ddp_cf) -> bool:
     "bf16 autocast: `train_cf.autocast`, or on CUDA only when it is None."
-    flag = getattr(train_cf, "autocast", None)
+    flag = train_cf.autocast
     return ddp_cf.device_type == "cuda" if flag is None else bool(flag) and ddp_cf.device_type in ("cuda", "cpu")
 
 # %% ../nbs/02_train.ipynb #7cee11cf
-from unittest import mock
-from torch.nn import functional as F
-
 def attention_written_out(q, k, v, is_causal: bool = True, **kw): # q, k, v: (B, nh, T, hs)
-    "Causal attention as the lecture first writes it: the (T, T) scores, the mask, the softmax (what flash attention fuses)."
+    "Causal attention as the lecture first writes it: the (T, T) scores, the mask, the softmax."
     if not is_causal: raise ValueError("attention_written_out is the training path: causal attention only")
     T = q.size(-2)
     att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1))) # (B, nh, T, T)
@@ -246,18 +53,16 @@ def attention_written_out(q, k, v, is_causal: bool = True, **kw): # q, k, v: (B,
     return F.softmax(att, dim=-1) @ v # (B, nh, T, hs)
 
 # %% ../nbs/02_train.ipynb #51acde6e
-SPEEDUPS = ["fp32", "TF32", "bf16", "flash attention", "torch.compile", "vocab 50304"] # the lecture's order
-
 def time_train_step(model, x, y, optimizer, # the model trains on the one batch (x, y)
                     autocast: bool = False, # bf16 autocast
                     steps: int = 10, warmup: int = 3, # timed steps, and untimed ones before them
                    ) -> tuple[float, float]: # median ms per step, the first step's loss
-    "(median ms, first loss) of a training step on the batch `x, y`: forward, backward, AdamW; `warmup` steps untimed."
+    "(median ms, first loss) of a training step on the batch `x, y`: forward, backward, AdamW."
     dev, times, first = x.device.type, [], None
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        with (torch.autocast(device_type=dev, dtype=torch.bfloat16) if autocast else nullcontext()):
+        with torch.autocast(dev, torch.bfloat16, enabled=autocast):
             _, loss = model(x, y)
         loss.backward()
         optimizer.step()
@@ -266,13 +71,16 @@ def time_train_step(model, x, y, optimizer, # the model trains on the one batch 
         if first is None: first = loss.item()
     return 1000 * sorted(times)[len(times) // 2], first
 
+# %% ../nbs/02_train.ipynb #02da4d6e
+SPEEDUPS = ["fp32", "TF32", "bf16", "flash attention", "torch.compile", "vocab 50304"] # the lecture's order
+
 def speedup_ladder(device: str = "cuda", # where to measure
                    config: GPTConfig | None = None, # the model (default: GPT-2 124M with vocab 50257)
                    B: int = 16, T: int = 1024, # the batch of every step
-                   steps: int = 10, warmup: int = 3, # timed steps per speed-up, and untimed ones before (compilation)
-                   compile_backend: str = "inductor", # `torch.compile`'s backend ('aot_eager': traced, not code-generated)
+                   steps: int = 10, warmup: int = 3, # timed steps per speed-up, and untimed ones before
+                   compile_backend: str = "inductor", # `torch.compile`'s backend ('aot_eager': no code generation)
                   ) -> list[dict]: # per speed-up: its name, ms/step, tokens/s, first loss
-    "Time a training step with the lecture's speed-ups turned on one after the other: fp32, TF32, bf16, flash, compile, 50304."
+    "Time a training step with the lecture's speed-ups turned on one after the other."
     config, rows, prec = config or GPTConfig.gpt2_124m(), [], torch.get_float32_matmul_precision()
     g = torch.Generator().manual_seed(0)
     x, y = (torch.randint(0, 50257, (B, T), generator=g).to(device) for _ in range(2))
@@ -292,144 +100,129 @@ def speedup_ladder(device: str = "cuda", # where to measure
 
 # %% ../nbs/02_train.ipynb #29f6eada
 @dataclass
-class TrainingConfig:
-    "Training hyper-parameters; `TrainingConfig()` is the original package's short run, see the `gpt2_124m` and `cpu_default` presets."
+class TrainingConfig(OriginalTrainingNames):
+    "Training hyper-parameters; `TrainingConfig()` is the original package's short run (see the presets)."
     total_batch_size: int = 524288     # tokens per optimizer step (2**19, ~0.5M as in GPT-3 125M)
-    B: int = 16                        # micro-batch size (rows per forward; the 124M preset uses 64)
+    B: int = 16                        # micro-batch size (rows per forward)
     T: int = 1024                      # sequence length
     max_lr: float = 6e-4               # peak learning rate (GPT-3 125M)
-    min_lr: float | None = None        # floor of the cosine decay; None -> 10% of max_lr
+    min_lr: float | None = None        # floor of the cosine decay (None: a tenth of max_lr)
     warmup_steps: int = 10             # linear warm-up steps
-    max_steps: int = 20                # optimizer steps in the whole run
-    weight_decay: float = 0.1
+    max_steps: int = 20                # optimizer steps in the run
+    weight_decay: float = 0.1          # AdamW weight decay
     grad_clip: float = 1.0             # clip the global gradient norm to this
-    val_interval: int = 250            # validation loss every N steps (and at the last step); 0: never
-    val_loss_steps: int = 20           # micro-batches averaged per validation
+    val_interval: int = 250            # validation every N steps, and at the last step; 0: never
+    val_loss_steps: int = 20           # micro-batches per validation
     hellaswag: bool = True             # evaluate HellaSwag (skipped with a message when the file is absent)
-    hellaswag_interval: int = 250      # HellaSwag every N steps (and at the last step); 0: never
-    hellaswag_dir: str = "hellaswag"   # folder holding hellaswag_val.jsonl
-    hellaswag_batch: int = 16          # examples per forward (x4 rows)
-    hellaswag_max_examples: int | None = None # evaluate only the first N examples (None: all 10,042)
-    sample_interval: int = 250         # print samples every N steps (and at the last step); 0: never
-    num_return_sequences: int = 4
+    hellaswag_interval: int = 250      # HellaSwag every N steps, and at the last step; 0: never
+    hellaswag_dir: str = "hellaswag"   # folder with hellaswag_val.jsonl
+    hellaswag_batch: int = 16          # HellaSwag examples per forward (4 rows each)
+    hellaswag_max_examples: int | None = None # evaluate only the first N HellaSwag examples (None: all 10,042)
+    sample_interval: int = 250         # print samples every N steps, and at the last step; 0: never
+    num_return_sequences: int = 4      # samples printed each time
     sample_max_length: int = 32        # tokens per sample, the prompt included
-    sample_prompt: str = "Hello, I'm a language model," # the lecture's prompt; cpu_default starts a speech instead
-    log_dir: str | None = "log"        # log.txt and checkpoints; None: no files
-    checkpoint_interval: int = 5000    # checkpoint every N steps; the last step is always saved; 0: last only
-    resume: bool = False               # continue from the latest checkpoint in log_dir
-    overwrite: bool = False            # start over in a log_dir that holds a run: delete its checkpoints, log and plot first
-    compile: bool = False              # torch.compile the training forward/backward
-    autocast: bool | None = None       # bf16 autocast; None: on CUDA only
-    seed: int = 1337
-    data_dir: str = "edu_fineweb10B"   # token shards (used by the CLI)
-    model_name: str = "gpt2_124m"      # GPTConfig preset the CLI builds
-    vocab_size: int = 50304            # 50257 padded to a multiple of 128: faster kernels (the lecture's "nice number")
+    sample_prompt: str = "Hello, I'm a language model," # the text the samples continue
+    log_dir: str | None = "log"        # log.txt and checkpoints, one run per folder (None: no files)
+    checkpoint_interval: int = 5000    # checkpoint every N steps, and at the last; 0: the last only
+    resume: bool = False               # continue from the newest whole checkpoint in log_dir
+    overwrite: bool = False            # delete the run in log_dir (checkpoints, log, plot) and start over
+    compile: bool = False              # torch.compile the training step
+    autocast: bool | None = None       # bf16 autocast (None: on CUDA only)
+    seed: int = 1337                   # random seed
+    data_dir: str = "edu_fineweb10B"   # folder of token shards
+    model_name: str = "gpt2_124m"      # GPTConfig preset to train from scratch (cpu_tiny, cpu_narrow, gpt2_124m, ...)
+    vocab_size: int = 50304            # vocabulary of the model (50257 padded to a multiple of 128: faster kernels)
     log_interval: int = 1              # print the step line every N steps
-    optimizer: str = "adamw"           # "adamw" (the lecture's) or "muon": Muon for the blocks' matrices, AdamW for the rest
-    muon_lr: float = 0.02              # Muon's peak learning rate (the LR schedule scales it as it scales max_lr)
-    model_kw: dict = field(default_factory=dict) # GPTConfig options beyond the lecture, e.g. dict(rotary=True); {}: GPT-2
-    val_check_steps: int | None = field(default=None, repr=False, compare=False)  # the original package's name of `val_interval`
-    checkpoint_steps: int | None = field(default=None, repr=False, compare=False) # ... of `checkpoint_interval`
+    # beyond the lecture (nbs/05_beyond): the model options and the optimizer
+    optimizer: str = "adamw"           # adamw (the lecture's) or muon (the blocks' matrices; AdamW for the rest)
+    muon_lr: float = 0.02              # Muon's peak learning rate (the schedule scales it as it scales max_lr)
+    model_kw: dict = field(default_factory=dict) # ModernConfig options, e.g. dict(rotary=True); {}: GPT-2
 
     def __post_init__(self):
-        for alias, name in _ALIASES.items(): # the original spelling sets ours, then reads None (one setting, one field)
-            value = getattr(self, alias)
-            if value is None: continue
-            if getattr(self, name) not in (value, _DEFAULTS[name]):
-                raise ValueError(f"TrainingConfig: {alias}={value!r} and {name}={getattr(self, name)!r} are one setting "
-                                 f"spelled two ways (the original package's and ours); pass one of them")
-            setattr(self, name, value); setattr(self, alias, None)
-        for k in ("total_batch_size", "B", "T", "max_steps", "val_loss_steps", "hellaswag_batch", "vocab_size", "log_interval"):
-            data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k))
-        for k in ("warmup_steps", "val_interval", "hellaswag_interval", "sample_interval", "checkpoint_interval"):
-            data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k), minimum=0)
-        if not self.max_lr > 0: raise ValueError(f"TrainingConfig.max_lr must be > 0, got {self.max_lr!r}")
-        if self.min_lr is None: self.min_lr = 0.1 * self.max_lr
-        if not 0 <= self.min_lr <= self.max_lr:
-            raise ValueError(f"TrainingConfig.min_lr must be in [0, max_lr={self.max_lr}], got {self.min_lr!r}")
-        if self.resume and self.overwrite:
-            raise ValueError("TrainingConfig: resume=True and overwrite=True contradict each other; pass one of them")
-        if self.optimizer not in ("adamw", "muon"):
-            raise ValueError(f"TrainingConfig.optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
-        if not self.muon_lr > 0: raise ValueError(f"TrainingConfig.muon_lr must be > 0, got {self.muon_lr!r}")
-        sizes = ("block_size", "vocab_size", "n_layer", "n_head", "n_embd")
-        options = [k for k in GPTConfig.__dataclass_fields__ if k not in sizes]
-        bad = sorted(set(self.model_kw) - set(options)) if isinstance(self.model_kw, dict) else None
-        if bad is None or bad:
-            raise ValueError(f"TrainingConfig.model_kw must be a dict of GPTConfig options {options}, got {self.model_kw!r}")
-        self.model_kw = dict(self.model_kw)
-        if self.log_dir is not None: self.log_dir = str(self.log_dir)
-        self.data_dir, self.hellaswag_dir = str(self.data_dir), str(self.hellaswag_dir)
+        self._apply_aliases() # the original package's spellings
+        self._check()
 
-    @property
-    def grad_accum_steps(self) -> int:
-        "Micro-steps per optimizer step: a number (for this process's `WORLD_SIZE`, as the original package's attribute); call it with a world size or a `DDPConfig` for another: `grad_accum_steps(8)`."
-        try: world = int(os.environ.get("WORLD_SIZE", 1))
-        except ValueError: world = 1
-        return _AccumSteps(self._accum_steps(world), self)
+# %% ../nbs/02_train.ipynb #7569dd8b
+_COUNTS = ("total_batch_size", "B", "T", "max_steps", "val_loss_steps", "hellaswag_batch", "vocab_size", "log_interval")
+_INTERVALS = ("warmup_steps", "val_interval", "hellaswag_interval", "sample_interval", "checkpoint_interval")
 
-    def _accum_steps(self, ddp_cf=None) -> int:
-        world = ddp_cf if isinstance(ddp_cf, int) else getattr(ddp_cf, "ddp_world_size", 1)
-        per_step = self.B * self.T * world
-        if self.total_batch_size % per_step:
-            lo = max(per_step, self.total_batch_size // per_step * per_step)
-            raise ValueError(f"total_batch_size={self.total_batch_size} is not divisible by B*T*world_size = "
-                             f"{self.B}*{self.T}*{world} = {per_step}; use a multiple of {per_step} (e.g. {lo} or "
-                             f"{lo + per_step}) or change B/T")
-        return self.total_batch_size // per_step
+def _check_model_kw(kw) -> dict:
+    if not isinstance(kw, dict) or set(kw) - set(OPTIONS):
+        raise ValueError(f"TrainingConfig.model_kw must be a dict of ModernConfig options {list(OPTIONS)}, got {kw!r}")
+    return dict(kw)
 
-    def gpt_config(self, **kw) -> GPTConfig:
-        "The `GPTConfig` of the model this config trains (`model_name` preset with `vocab_size`)."
-        return GPTConfig.from_name(self.model_name, **{"vocab_size": self.vocab_size, **self.model_kw, **kw})
+@patch_to(TrainingConfig)
+def _check(self):
+    "Refuse a setting out of range, in one line that names it."
+    for k in _COUNTS: data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k))
+    for k in _INTERVALS: data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k), minimum=0)
+    if not self.max_lr > 0: raise ValueError(f"TrainingConfig.max_lr must be > 0, got {self.max_lr!r}")
+    if self.min_lr is None: self.min_lr = 0.1 * self.max_lr
+    if not 0 <= self.min_lr <= self.max_lr:
+        raise ValueError(f"TrainingConfig.min_lr must be in [0, max_lr={self.max_lr}], got {self.min_lr!r}")
+    if self.resume and self.overwrite:
+        raise ValueError("TrainingConfig: resume=True and overwrite=True contradict each other; pass one of them")
+    if self.optimizer not in ("adamw", "muon"):
+        raise ValueError(f"TrainingConfig.optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+    if not self.muon_lr > 0: raise ValueError(f"TrainingConfig.muon_lr must be > 0, got {self.muon_lr!r}")
+    self.model_kw = _check_model_kw(self.model_kw)
+    if self.log_dir is not None: self.log_dir = str(self.log_dir)
+    self.data_dir, self.hellaswag_dir = str(self.data_dir), str(self.hellaswag_dir)
 
-    @classmethod
-    def gpt2_124m(cls, **kw):
-        "The full GPT-2 (124M) reproduction: 10B FineWeb-Edu tokens, 524,288 tokens/step, 19,073 steps."
-        return cls(**_merge(dict(total_batch_size=524288, B=64, T=1024, max_lr=6e-4, min_lr=6e-5, warmup_steps=715,
-                             max_steps=19073, weight_decay=0.1, val_interval=250, hellaswag_interval=250,
-                             sample_interval=250, checkpoint_interval=5000, compile=True,
-                             data_dir="edu_fineweb10B", model_name="gpt2_124m", vocab_size=50304), kw))
+# %% ../nbs/02_train.ipynb #c4bd4385
+@patch_to(TrainingConfig)
+def accum_steps(self, world=None) -> int: # a world size, or a `DDPConfig`; default 1
+    "Micro-steps per optimizer step: `total_batch_size / (B * T * world_size)`, which must be a whole number."
+    world = world if isinstance(world, int) else getattr(world, "ddp_world_size", 1)
+    per_step = self.B * self.T * world
+    if self.total_batch_size % per_step:
+        lo = max(per_step, self.total_batch_size // per_step * per_step)
+        raise ValueError(f"total_batch_size={self.total_batch_size} is not divisible by B*T*world_size = "
+                         f"{self.B}*{self.T}*{world} = {per_step}; use a multiple of {per_step} (e.g. {lo} or "
+                         f"{lo + per_step}) or change B/T")
+    return self.total_batch_size // per_step
 
-    @classmethod
-    def cpu_default(cls, **kw):
-        "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_narrow()` reads 563k tokens of the bundled plays."
-        # chosen by experiment (BENCHMARKS.md): in a fixed time, small steps of 1,024 tokens and a narrow model learn most
-        return cls(**_merge(dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=20, max_steps=550,
-                             weight_decay=0.1, val_interval=110, val_loss_steps=12, hellaswag_interval=275,
-                             hellaswag_max_examples=200, sample_interval=275, num_return_sequences=2,
-                             sample_max_length=64, sample_prompt="KING.\n", checkpoint_interval=275,
-                             data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), kw))
+@patch_to(TrainingConfig)
+def gpt_config(self, **kw) -> GPTConfig:
+    "The config of the model this trains: the `model_name` preset with `vocab_size` (a `ModernConfig` with `model_kw`)."
+    cls = ModernConfig if self.model_kw else GPTConfig
+    return cls.from_name(self.model_name, **{"vocab_size": self.vocab_size, **self.model_kw, **kw})
 
-    @classmethod
-    def modern(cls, preset: str = "cpu_default", **kw):
-        "`preset` with the modern recipe (`RECIPES['modern']`): the changes of nbs/05_beyond that helped, Muon and their learning rates."
-        return cls.from_name(preset, **{**recipe_kw("modern", preset), **kw})
+# %% ../nbs/02_train.ipynb #c1d86e87
+@patch_to(TrainingConfig, cls_method=True)
+def gpt2_124m(cls, **kw):
+    "The full GPT-2 (124M) reproduction: 10B FineWeb-Edu tokens, 524,288 tokens/step, 19,073 steps."
+    return cls(**merge_preset(dict(total_batch_size=524288, B=64, T=1024, max_lr=6e-4, min_lr=6e-5, warmup_steps=715,
+                                   max_steps=19073, weight_decay=0.1, val_interval=250, hellaswag_interval=250,
+                                   sample_interval=250, checkpoint_interval=5000, compile=True,
+                                   data_dir="edu_fineweb10B", model_name="gpt2_124m", vocab_size=50304), kw))
 
-    @classmethod
-    def from_name(cls, name: str, **kw):
-        "A preset by name: 'gpt2_124m' (or '124M'), 'cpu_default' (or 'cpu') or 'modern' (cpu_default with the modern recipe)."
-        key = str(name).strip().lower().replace("-", "_")
-        if key == "modern": return cls.modern(**kw)
-        presets = {"gpt2_124m": "gpt2_124m", "124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu_default": "cpu_default", "cpu": "cpu_default"}
-        if key not in presets: raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(presets) + ['modern']}")
-        return getattr(cls, presets[key])(**kw)
+@patch_to(TrainingConfig, cls_method=True)
+def cpu_default(cls, **kw):
+    "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_narrow()` reads 563k tokens of the bundled plays."
+    # chosen by experiment (BENCHMARKS.md): in a fixed time, small steps of 1,024 tokens and a narrow model learn most
+    return cls(**merge_preset(dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=20, max_steps=550,
+                                   weight_decay=0.1, val_interval=110, val_loss_steps=12, hellaswag_interval=275,
+                                   hellaswag_max_examples=200, sample_interval=275, num_return_sequences=2,
+                                   sample_max_length=64, sample_prompt="KING.\n", checkpoint_interval=275,
+                                   data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), kw))
 
-class _AccumSteps(int):
-    "`TrainingConfig.grad_accum_steps`: an int that can be called for another world size."
-    def __new__(cls, n: int, train_cf):
-        self = super().__new__(cls, n)
-        self._cf = train_cf
-        return self
-    def __call__(self, ddp_cf=None) -> int: # a world size, or a `DDPConfig`; default 1
-        return self._cf._accum_steps(ddp_cf)
+# %% ../nbs/02_train.ipynb #4bb0b6bb
+PRESETS = {"gpt2_124m": "gpt2_124m", "124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu_default": "cpu_default",
+           "cpu": "cpu_default"} # training presets by name
 
-_ALIASES = {"val_check_steps": "val_interval", "checkpoint_steps": "checkpoint_interval"} # the original package's names
-_DEFAULTS = {f.name: f.default for f in fields(TrainingConfig)}
+@patch_to(TrainingConfig, cls_method=True)
+def modern(cls, preset: str = "cpu_default", **kw):
+    "`preset` with the modern recipe of nbs/05_beyond (`modern.RECIPES`): its model options, Muon and learning rates."
+    return cls.from_name(preset, **{**recipe_kw("modern", preset), **kw})
 
-def _merge(preset: dict, kw: dict) -> dict:
-    "A preset's settings updated with `kw`; a setting given in the original spelling replaces the preset's."
-    return {**{k: v for k, v in preset.items() if not any(kw.get(a) is not None and n == k for a, n in _ALIASES.items())}, **kw}
-
+@patch_to(TrainingConfig, cls_method=True)
+def from_name(cls, name: str, **kw):
+    "A preset by name: 'gpt2_124m' (or '124M'), 'cpu_default' (or 'cpu'), or 'modern' (cpu_default, modern recipe)."
+    key = str(name).strip().lower().replace("-", "_")
+    if key == "modern": return cls.modern(**kw)
+    if key not in PRESETS: raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(PRESETS) + ['modern']}")
+    return getattr(cls, PRESETS[key])(**kw)
 
 # %% ../nbs/02_train.ipynb #7fe17d06
 def get_lr(step: int, train_cf: TrainingConfig) -> float:
@@ -444,32 +237,15 @@ def get_lr(step: int, train_cf: TrainingConfig) -> float:
 # %% ../nbs/02_train.ipynb #75a71bf7
 def build_optimizer(model, # the model (a DDP or compiled wrapper is taken off)
                     train_cf: TrainingConfig, # its `optimizer`, `weight_decay`, `max_lr` (and `muon_lr`)
-                    ddp_cf=None) -> torch.optim.Optimizer: # its `device_type` (fused AdamW on CUDA); the master prints
-    "The run's optimizer: the lecture's AdamW (decay on the 2-D weights only, fused on CUDA), or with `optimizer='muon'` Muon for the blocks' matrices + AdamW for the rest (nbs/05_beyond)."
-    m, master = raw_model(model), getattr(ddp_cf, "master_process", True)
+                    ddp_cf=None, # its `device_type` (fused AdamW on CUDA); the master prints (None: one CPU process)
+                   ) -> torch.optim.Optimizer:
+    "The run's optimizer: the lecture's AdamW, or with `optimizer='muon'` Muon + AdamW (nbs/05_beyond)."
+    m, ddp_cf = raw_model(model), ddp_cf or DDPConfig.local()
     if train_cf.optimizer == "muon":
-        return muon_adamw(m, lr=train_cf.max_lr, muon_lr=train_cf.muon_lr, weight_decay=train_cf.weight_decay, master_process=master)
+        return muon_adamw(m, lr=train_cf.max_lr, muon_lr=train_cf.muon_lr, weight_decay=train_cf.weight_decay,
+                          master_process=ddp_cf.master_process)
     return m.configure_optimizers(weight_decay=train_cf.weight_decay, learning_rate=train_cf.max_lr,
-                                  device_type=getattr(ddp_cf, "device_type", "cpu"), master_process=master)
-
-
-# %% ../nbs/02_train.ipynb #b3f1e0a2
-MODERN_MODEL_KW = dict(rotary=True, qk_norm=True, relu2=True, tie_embeddings=False, zero_init_proj=True) # chosen in nbs/05_beyond
-
-RECIPES = { # TrainingConfig overrides per recipe and preset: the model options, the optimizer and their learning rates
-    "lecture": {},
-    "modern": {"cpu_default": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", max_lr=5e-3, muon_lr=0.02),
-               "gpt2_124m": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", muon_lr=0.02)}, # GPU: not tuned here
-}
-
-def recipe_kw(recipe: str = "lecture", preset: str = "cpu_default") -> dict:
-    "The `TrainingConfig` overrides of `recipe` ('lecture': none; 'modern': nbs/05_beyond's set) for a training `preset`."
-    if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
-    if not RECIPES[recipe]: return {}
-    key = {"124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu": "cpu_default"}.get(preset.lower().replace("-", "_"), preset)
-    if key not in RECIPES[recipe]: raise ValueError(f"recipe {recipe!r} has no settings for preset {preset!r}; use one of {sorted(RECIPES[recipe])}")
-    return dict(RECIPES[recipe][key])
-
+                                  device_type=ddp_cf.device_type, master_process=ddp_cf.master_process)
 
 # %% ../nbs/02_train.ipynb #866491dd
 def set_random_seed(seed: int = 1337):
@@ -482,19 +258,6 @@ def set_random_seed(seed: int = 1337):
     torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
 
-# %% ../nbs/02_train.ipynb #187a2e54
-def all_reduce_mean(t: torch.Tensor, ddp_cf) -> torch.Tensor:
-    "Average `t` in place over all ranks (SUM then divide: gloo has no AVG); a no-op without DDP."
-    if getattr(ddp_cf, "ddp", False) and dist.is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t /= ddp_cf.ddp_world_size
-    return t
-
-def all_reduce_sum(t: torch.Tensor, ddp_cf) -> torch.Tensor:
-    "Sum `t` in place over all ranks; a no-op without DDP."
-    if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
 # %% ../nbs/02_train.ipynb #dd1170ac
 @dataclass
 class TrainRun:
@@ -505,104 +268,28 @@ class TrainRun:
     train_loader: object
     train_cf: TrainingConfig
     ddp_cf: DDPConfig
-    enc: object                     # the tokenizer samples are decoded with
     grad_accum_steps: int           # micro-batches per optimizer step
     use_autocast: bool              # bf16 autocast for forward passes
+    ctx: EvalContext = None         # what the evals (and the samples) use besides the model
+    evals: list = field(default_factory=list) # the run's `evals.Eval`s
     start_step: int = 0             # 0, or the step after the checkpoint it resumed from
     resume_from: Path | None = None # the checkpoint rank 0 checked before the run (`claim_log_dir`)
     log_file: Path | None = None    # log.txt (master rank only)
     live: object = None             # a `viz.LivePlot`, or None
-    progress: bool = False          # tqdm bars for the evaluations
     summary: dict = field(default_factory=dict)
     t0: float = 0.0                 # when the run started (elapsed and ETA count everything)
     timed: tuple = (0, 0.0)         # tokens and seconds of the timed steps (not the first: warm-up, compilation)
-    said_no_hellaswag: bool = False # the missing HellaSwag file is reported once
 
     @property
     def raw(self) -> GPT: return raw_model(self.model)
     @property
     def log_dir(self) -> Path | None: return Path(self.train_cf.log_dir) if self.train_cf.log_dir else None
 
-# %% ../nbs/02_train.ipynb #a0ebdc77
-def check_train_inputs(model, train_loader, train_cf: TrainingConfig, ddp_cf) -> int:
-    "Refuse a model, loader and config that do not fit together; return the gradient accumulation steps."
-    raw, world = raw_model(model), getattr(ddp_cf, "ddp_world_size", 1)
-    if getattr(ddp_cf, "ddp", False) and world > 1 and _find_ddp(model) is None:
-        raise ValueError("running under torchrun but the model is not wrapped in DistributedDataParallel, so gradients would "
-                         "never be averaged across ranks: build it with create_model(ddp_cf)")
-    B, T = train_cf.B, train_cf.T
-    if (getattr(train_loader, "B", B), getattr(train_loader, "T", T)) != (B, T):
-        raise ValueError(f"train_loader makes ({train_loader.B}, {train_loader.T}) batches but train_cf has B={B}, T={T}; "
-                         f"build it with DataLoaderLite(B=train_cf.B, T=train_cf.T, ...)")
-    if T > raw.config.block_size:
-        raise ValueError(f"T={T} is longer than the model's block_size={raw.config.block_size}; use T <= block_size")
-    return train_cf.grad_accum_steps(ddp_cf)
-
-def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
-              optimizer=None, # None: `build_optimizer`
-              enc=None, # the tokenizer for samples; None: GPT-2's
-              resume_from=None, # the checkpoint `claim_log_dir` picked (with `train_cf.resume`)
-              live_plot=False) -> TrainRun: # as `train_GPT`'s
-    "Everything before the first step: checks, TF32, optimizer, `torch.compile`, resumed state, log file, live plot."
-    grad_accum_steps = check_train_inputs(model, train_loader, train_cf, ddp_cf)
-    master = ddp_cf.master_process
-    if master:
-        print(f"total desired batch size: {train_cf.total_batch_size}")
-        print(f"=> calculated gradient accumulation steps: {grad_accum_steps}")
-    if ddp_cf.device_type == "cuda": torch.set_float32_matmul_precision("high") # TF32 for the fp32 matmuls
-    if optimizer is None: optimizer = build_optimizer(model, train_cf, ddp_cf)
-    train_model = torch.compile(model) if train_cf.compile and not hasattr(model, "_orig_mod") else model
-    run = TrainRun(model, train_model, optimizer, train_loader, train_cf, ddp_cf, enc if enc is not None else data.get_tokenizer(),
-                   grad_accum_steps, _use_autocast(train_cf, ddp_cf), resume_from=resume_from, progress=show_progress(ddp_cf))
-    if train_cf.resume: run.start_step = _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=resume_from)
-    run.log_file = _open_log(train_cf, run.start_step, master)
-    run.summary = dict(start_step=run.start_step, steps=0, tokens=0, final_val_loss=None, best_val_loss=None,
-                       min_train_loss=None, final_train_loss=None, hellaswag_acc=None, tokens_per_sec=None,
-                       last_checkpoint=None, stopped_early=False, elapsed_s=0.0)
-    run.live = _live_plot(live_plot, train_cf, run.log_file, master)
-    run.t0 = time.perf_counter()
-    return run
-
-# %% ../nbs/02_train.ipynb #49040b8e
-def _open_log(train_cf, start_step, master) -> Path | None:
-    "The master's `log.txt`: emptied for a new run (`overwrite` first removes the old run's files), trimmed for a resumed one."
-    if not (train_cf.log_dir and master): return None
-    log_dir = Path(train_cf.log_dir)
-    log_file = log_dir / "log.txt"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    if start_step == 0:
-        if train_cf.overwrite: _remove_run_files(log_dir) # nothing of the old run stays behind
-        log_file.write_text("") # a new run starts a new log
-    else: _trim_log(log_file, start_step - 1)
-    return log_file
-
-def _log_line(log_file, line):
-    if log_file is not None:
-        with open(log_file, "a") as f: f.write(line + "\n")
-
-def _trim_log(log_file, last_step):
-    "Drop records after `last_step` (written by a run that went on past its last checkpoint)."
-    if log_file is None or not log_file.exists(): return
-    keep = [l for l in log_file.read_text().splitlines() if l.split() and l.split()[0].isdigit() and int(l.split()[0]) <= last_step]
-    data.atomic_write(log_file, lambda f: f.write("".join(l + "\n" for l in keep).encode()))
-
-def _live_plot(live_plot, train_cf, log_file, master):
-    "The `viz.LivePlot` of this run (master rank, in a notebook), seeded with the log of a resumed run; None: no live plot."
-    if not live_plot or not master: return None
-    if live_plot is True:
-        from buildNanoGPT.viz import LivePlot # imported here: matplotlib loads only when asked for
-        live_plot = LivePlot(sz="124M" if train_cf.model_name == "gpt2_124m" else None)
-    if not live_plot.available:
-        print("live_plot: no notebook display here (it needs a Jupyter kernel); the curves are in log.txt (buildnanogpt-plot)")
-        return None
-    if log_file is not None and log_file.exists(): live_plot.add_log(log_file)
-    return live_plot
-
 # %% ../nbs/02_train.ipynb #f6c0e5b7
 def optimization_step(run: TrainRun, step: int, # the step sets the learning rate (`get_lr`)
-                     ) -> tuple[float, float, float, float]: # the loss, the gradient norm (before clipping), the lr, seconds
-    "One optimizer step: `grad_accum_steps` micro-batches, loss all-reduced, gradients clipped, LR from the schedule, AdamW."
-    device, ddp_model, n = run.ddp_cf.device, _find_ddp(run.model), run.grad_accum_steps
+                     ) -> tuple[float, float, float, float]: # the loss, the gradient norm (before clipping), lr, seconds
+    "One optimizer step: `grad_accum_steps` micro-batches, loss all-reduced, gradients clipped, LR from the schedule."
+    device, n = run.ddp_cf.device, run.grad_accum_steps
     run.model.train()
     t0 = time.perf_counter()
     run.optimizer.zero_grad(set_to_none=True)
@@ -610,9 +297,8 @@ def optimization_step(run: TrainRun, step: int, # the step sets the learning rat
     for micro_step in range(n):
         x, y = run.train_loader.next_batch()
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        # DDP: all-reduce the gradients only on the last micro-step
-        with (nullcontext() if ddp_model is None or micro_step == n - 1 else ddp_model.no_sync()):
-            with _autocast(run.ddp_cf, run.use_autocast): # bf16
+        with gradient_sync(run.model, sync=micro_step == n - 1): # DDP: all-reduce on the last micro-step only
+            with torch.autocast(run.ddp_cf.device_type, torch.bfloat16, enabled=run.use_autocast):
                 _, loss = run.train_model(x, y, return_logits=False) # loss only: chunked head on CPU fp32
             loss = loss / n # the gradient of the mean over the whole batch
             loss_accum += loss.detach()
@@ -620,99 +306,40 @@ def optimization_step(run: TrainRun, step: int, # the step sets the learning rat
     all_reduce_mean(loss_accum, run.ddp_cf)
     norm = torch.nn.utils.clip_grad_norm_(run.raw.parameters(), run.train_cf.grad_clip)
     lr = get_lr(step, run.train_cf)
-    for group in run.optimizer.param_groups: group["lr"] = lr * group.get("lr_scale", 1.0) # Muon's groups: muon_lr / max_lr
+    for group in run.optimizer.param_groups: group["lr"] = lr * group.get("lr_scale", 1.0) # Muon's: muon_lr / max_lr
     run.optimizer.step()
     if run.ddp_cf.device_type == "cuda": torch.cuda.synchronize() # wait for the GPU, so that dt is the step's time
-    dt = time.perf_counter() - t0
-    return loss_accum.item(), norm.item(), lr, dt
+    return loss_accum.item(), norm.item(), lr, time.perf_counter() - t0
 
-# %% ../nbs/02_train.ipynb #995e4035
-@torch.no_grad()
-def evaluate_loss(model, val_loader, ddp_cf,
-                  steps: int = 20, # batches averaged (`val_loss_steps`)
-                  autocast: bool = False, # bf16 autocast
-                  progress: bool = False, # a tqdm bar on stderr (`show_progress`)
-                 ) -> float: # the mean loss, the same on every rank
-    "Mean loss of the raw `model` over `steps` batches from the start of `val_loader`, averaged over ranks."
-    val_loader.reset()
-    total = torch.zeros((), device=ddp_cf.device)
-    with eval_mode(raw_model(model)) as m:
-        for _ in _bar(range(steps), desc="validation", progress=progress):
-            x, y = val_loader.next_batch()
-            x, y = x.to(ddp_cf.device), y.to(ddp_cf.device)
-            with _autocast(ddp_cf, autocast): _, loss = m(x, y, return_logits=False)
-            total += loss.float() / steps
-    all_reduce_mean(total, ddp_cf)
-    return total.item()
+# %% ../nbs/02_train.ipynb #f1a7750f
+def create_model(ddp_cf, # the process's `DDPConfig`: its device, and whether to wrap in DDP
+                 pre_trained: bool = False, # OpenAI's weights (`GPT.from_pretrained(model_type)`) instead of a random init
+                 config: GPTConfig | None = None, # the model's shape; None: GPT-2 124M with vocabulary 50,304
+                 model_type: str = "gpt2", # with `pre_trained`: gpt2, gpt2-medium, ... or a save_pretrained folder
+                 compile: bool = False, # wrap in `torch.compile` (after DDP)
+                ) -> torch.nn.Module:
+    "A GPT on `ddp_cf.device` (random init or OpenAI's weights; a `ModernGPT` for options beyond GPT-2), DDP under torchrun."
+    if pre_trained: model = GPT.from_pretrained(model_type, ddp_cf.master_process)
+    else: model = build_model(config if config is not None else GPTConfig(vocab_size=50304))
+    model = wrap_model(model.to(ddp_cf.device), ddp_cf)
+    return torch.compile(model) if compile else model # after DDP, as PyTorch recommends
 
-# %% ../nbs/02_train.ipynb #bfdaa6af
-def _hellaswag_file(data_dir) -> Path:
-    return Path(data_dir) / "hellaswag_val.jsonl"
+# %% ../nbs/02_train.ipynb #1a83acee
+_SUMMARY_KEYS = {"val": "final_val_loss", "hella": "hellaswag_acc"} # the summary's names of the lecture's streams
 
-def _pad_rows(rows, L, value=0):
-    return torch.stack([torch.nn.functional.pad(r, (0, L - r.size(-1)), value=value) for r in rows])
-
-@torch.no_grad()
-def hellaswag_batch_predictions(model, examples, # HellaSwag examples (dicts of the jsonl), scored in one forward
-                                ddp_cf, enc=None, # the tokenizer; None: GPT-2's
-                                autocast: bool = False): # bf16 autocast
-    "Predicted ending (acc_norm) and label of each example in `examples`, all in one padded forward."
-    m = raw_model(model)
-    bs = m.config.block_size
-    toks, masks, labels = [], [], []
-    for ex in examples:
-        _, tokens, mask, label = data.render_example(ex, enc)
-        toks.append(tokens[:, -bs:]); masks.append(mask[:, -bs:]); labels.append(int(label))
-    L = max(t.size(1) for t in toks)
-    tokens = torch.cat([_pad_rows(t, L) for t in toks]).to(ddp_cf.device) # (4n, L)
-    mask = torch.cat([_pad_rows(mk, L) for mk in masks]).to(ddp_cf.device)  # (4n, L), 1 on the ending tokens
-    sel = mask[:, 1:].bool() # position t predicts token t+1: keep the positions whose next token is in the ending
-    with _autocast(ddp_cf, autocast):
-        if hasattr(m, "hidden"): # only the ending positions go through lm_head (most of a row is context)
-            logits = m.lm_head(m.hidden(tokens)[:, :-1][sel])  # (K, vocab)
-        else:
-            logits = m(tokens)[0][:, :-1][sel]
-    losses = torch.nn.functional.cross_entropy(logits.float(), tokens[:, 1:][sel], reduction="none") # (K,)
-    return data.predict_endings(losses, sel).tolist(), labels
-
-def evaluate_hellaswag(model, ddp_cf,
-                       data_dir="hellaswag", # the folder holding hellaswag_val.jsonl
-                       batch_examples: int = 16, # examples per forward (4 rows each)
-                       max_examples: int | None = None, # the first N examples only; None: all 10,042
-                       enc=None, autocast: bool = False, # the tokenizer (None: GPT-2's); bf16 autocast
-                       progress: bool = False, # a tqdm bar on stderr (`show_progress`)
-                      ) -> tuple[int, int] | None: # (correct, total) over all ranks; None: no file
-    "HellaSwag (acc_norm) as (num_correct, num_total), batched and split across ranks; None when the file is absent."
-    here = _hellaswag_file(data_dir).is_file()
-    if getattr(ddp_cf, "ddp", False) and dist.is_initialized(): # machines need not share a disk: all ranks must agree
-        flag = torch.tensor(int(here), device=ddp_cf.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        if here and not flag.item() and getattr(ddp_cf, "master_process", True):
-            print(f"HellaSwag: {_hellaswag_file(data_dir)} is missing on another machine, so no rank evaluates it")
-        here = bool(flag.item())
-    if not here: return None
-    m = raw_model(model)
-    rank, world = getattr(ddp_cf, "ddp_rank", 0), getattr(ddp_cf, "ddp_world_size", 1)
-    correct, total, batch = 0, 0, []
-    def flush():
-        nonlocal correct, total, batch
-        if batch:
-            preds, labels = hellaswag_batch_predictions(m, batch, ddp_cf, enc=enc, autocast=autocast)
-            correct += sum(int(p == l) for p, l in zip(preds, labels)); total += len(batch); batch = []
-    bar = _bar(total=max_examples or 10042, desc="HellaSwag", unit="ex", progress=progress) # 10,042: the val split
-    with eval_mode(m):
-        for i, ex in enumerate(data.iterate_examples("val", data_dir=data_dir)):
-            if max_examples is not None and i >= max_examples: break
-            bar.update(1)
-            if i % world != rank: continue # this rank's share
-            batch.append(ex)
-            if len(batch) == batch_examples: flush()
-        flush(); bar.close()
-    counts = all_reduce_sum(torch.tensor([correct, total], dtype=torch.long, device=ddp_cf.device), ddp_cf)
-    return int(counts[0]), int(counts[1])
+def log_evals(run: TrainRun, step: int, results: dict | None): # an eval's `{stream: value}` (None: nothing)
+    "Log each value of an eval to `log.txt` and the live plot; keep the last (and best val loss) in the summary."
+    for stream, value in (results or {}).items():
+        s = run.summary
+        s["evals"][stream] = value
+        if stream in _SUMMARY_KEYS: s[_SUMMARY_KEYS[stream]] = value
+        if stream == "val" and math.isfinite(value) and (s["best_val_loss"] is None or value < s["best_val_loss"]):
+            s["best_val_loss"] = value
+        log_line(run.log_file, f"{step} {stream} {value:.4f}")
+        if run.live is not None: run.live.add(step, stream, value)
 
 # %% ../nbs/02_train.ipynb #502bf730
-def generate_text(model, enc=None, ddp_cf=None, # the tokenizer (None: GPT-2's); the device and rank (None: the model's device)
+def generate_text(model, enc=None, ddp_cf=None, # the tokenizer (None: GPT-2's); the process (None: the model's device)
                   prompt: str = "Hello, I'm a language model,", # the lecture's prompt
                   num_return_sequences: int = 4, # samples, generated as one batch
                   max_length: int = 32, # tokens per sample, the prompt included
@@ -720,10 +347,9 @@ def generate_text(model, enc=None, ddp_cf=None, # the tokenizer (None: GPT-2's);
                   seed: int = 42, # each rank uses `seed + rank`
                   verbose: bool = True) -> list[str]: # print `rank R sample i: ...`
     "Sample `num_return_sequences` continuations of `prompt` up to `max_length` tokens; prints `rank R sample i: ...`."
-    enc = enc if enc is not None else data.get_tokenizer()
-    m = raw_model(model)
+    enc, m = enc if enc is not None else data.get_tokenizer(), raw_model(model)
     device = ddp_cf.device if ddp_cf is not None else next(m.parameters()).device
-    rank = getattr(ddp_cf, "ddp_rank", 0)
+    rank = ddp_cf.ddp_rank if ddp_cf is not None else 0
     ids = enc.encode(prompt)
     if not ids: raise ValueError("prompt is empty: pass at least one token of text")
     if max_length < len(ids):
@@ -736,7 +362,20 @@ def generate_text(model, enc=None, ddp_cf=None, # the tokenizer (None: GPT-2's);
         for i, text in enumerate(texts): print(f"rank {rank} sample {i}: {text}")
     return texts
 
-# %% ../nbs/02_train.ipynb #b1d315a1
+# %% ../nbs/02_train.ipynb #e12a0002
+def fmt_duration(seconds: float) -> str:
+    "A duration as a clock shows it: `0:42`, `12:05`, `1:02:03`."
+    s = int(round(max(0.0, seconds)))
+    h, m, s = s // 3600, s // 60 % 60, s % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+def eta_seconds(elapsed: float, # seconds since the first step of this run started
+                done: int,       # steps finished in this run
+                total: int,      # steps this run will do
+               ) -> float | None: # None before the first step ends
+    "Time left: the mean time per step so far times the steps left."
+    return elapsed / done * (total - done) if done > 0 else None
+
 def step_line(step: int, loss: float, norm: float, lr: float, dt: float, # seconds
               tokens_per_sec: float, mfu: float | None = None, elapsed: float = 0.0, eta: float = 0.0) -> str:
     "The lecture's step line, then MFU (on CUDA) and the time so far and left."
@@ -745,147 +384,33 @@ def step_line(step: int, loss: float, norm: float, lr: float, dt: float, # secon
     if mfu is not None: line += f" | mfu: {100 * mfu:.1f}%"
     return line + f" | elapsed {fmt_duration(elapsed)} | eta {fmt_duration(eta)}"
 
-def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float, dt: float):
-    "Print the step line (every `log_interval` steps and the last), log the loss, keep the summary; stop on a nan loss."
-    cf, s, world = run.train_cf, run.summary, getattr(run.ddp_cf, "ddp_world_size", 1)
+# %% ../nbs/02_train.ipynb #bd3486bc
+def _count_step(run: TrainRun, step: int, loss: float, dt: float) -> int:
+    "Add the step to the summary; return its tokens."
+    cf, s, world = run.train_cf, run.summary, run.ddp_cf.ddp_world_size
     tokens = cf.B * cf.T * run.grad_accum_steps * world
     if step > run.start_step or cf.max_steps - run.start_step == 1: run.timed = (run.timed[0] + tokens, run.timed[1] + dt)
     s["steps"] += 1
     s["tokens"] += tokens
-    s["elapsed_s"] = elapsed = time.perf_counter() - run.t0
+    s["elapsed_s"] = time.perf_counter() - run.t0
     s["final_train_loss"] = loss
     s["min_train_loss"] = loss if s["min_train_loss"] is None else min(s["min_train_loss"], loss)
+    return tokens
+
+def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float, dt: float):
+    "Print the step line (every `log_interval` steps and the last), log the loss, keep the summary; stop on a nan loss."
+    cf, world, tokens = run.train_cf, run.ddp_cf.ddp_world_size, _count_step(run, step, loss, dt)
     if run.ddp_cf.master_process and (step % cf.log_interval == 0 or step == cf.max_steps - 1):
-        mfu = (run.raw.estimate_mfu(tokens / dt / world, T=cf.T)
-               if run.ddp_cf.device_type == "cuda" and hasattr(run.raw, "estimate_mfu") else None)
-        eta = eta_seconds(elapsed, step - run.start_step + 1, cf.max_steps - run.start_step)
-        print(step_line(step, loss, norm, lr, dt, tokens / dt, mfu, elapsed, eta), flush=True)
-    _log_line(run.log_file, f"{step} train {loss:.6f}")
+        mfu = run.raw.estimate_mfu(tokens / dt / world, T=cf.T) if run.ddp_cf.device_type == "cuda" else None
+        eta = eta_seconds(run.summary["elapsed_s"], step - run.start_step + 1, cf.max_steps - run.start_step)
+        print(step_line(step, loss, norm, lr, dt, tokens / dt, mfu, run.summary["elapsed_s"], eta), flush=True)
+    log_line(run.log_file, f"{step} train {loss:.6f}")
     if run.live is not None and math.isfinite(loss): run.live.add(step, "train", loss); run.live.draw()
     if not (math.isfinite(loss) and math.isfinite(norm)): # the same on every rank: all stop here
-        raise NonFiniteLossError(_nonfinite_message(step, loss, norm, cf, s["last_checkpoint"] or run.resume_from))
-
-# %% ../nbs/02_train.ipynb #bd3486bc
-def log_val_loss(run: TrainRun, step: int, val_loss: float):
-    "Print, log and plot a validation loss; keep the last and the best in the summary."
-    s = run.summary
-    s["final_val_loss"] = val_loss
-    if math.isfinite(val_loss) and (s["best_val_loss"] is None or val_loss < s["best_val_loss"]): s["best_val_loss"] = val_loss
-    if run.ddp_cf.master_process: print(f"validation loss: {val_loss:.4f}")
-    _log_line(run.log_file, f"{step} val {val_loss:.4f}")
-    if run.live is not None: run.live.add(step, "val", val_loss)
-
-def log_hellaswag(run: TrainRun, step: int, result: tuple[int, int] | None): # `evaluate_hellaswag`'s (correct, total)
-    "Print, log and plot a HellaSwag accuracy; a missing file (`result` None) is reported once."
-    master = run.ddp_cf.master_process
-    if result is None:
-        if master and not run.said_no_hellaswag:
-            print(f"HellaSwag: {_hellaswag_file(run.train_cf.hellaswag_dir)} not found, skipping the HellaSwag "
-                  f"evaluation (get it with data.hellaswag_val_prep(), or set hellaswag_dir / --hellaswag-dir)")
-        run.said_no_hellaswag = True
-        return
-    correct, total = result
-    acc = correct / max(total, 1)
-    run.summary["hellaswag_acc"] = acc
-    if master: print(f"HellaSwag accuracy: {correct}/{total}={acc:.4f}")
-    _log_line(run.log_file, f"{step} hella {acc:.4f}")
-    if run.live is not None: run.live.add(step, "hella", acc)
-
-# %% ../nbs/02_train.ipynb #a4effad4
-def get_rng_state() -> dict:
-    "States of Python's, NumPy's and PyTorch's generators, as tensors and plain values (`weights_only`-safe)."
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    st = {"python": random.getstate(), "torch": torch.get_rng_state(),
-          "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))}
-    if torch.cuda.is_available() and torch.cuda.is_initialized(): st["cuda"] = torch.cuda.get_rng_state()
-    return st
-
-def set_rng_state(st: dict):
-    "Restore the generators from `get_rng_state()`."
-    version, internal, gauss = st["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = st["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state(st["cuda"])
-
-# %% ../nbs/02_train.ipynb #63f1c76f
-def checkpoint_path(log_dir, step: int) -> Path:
-    "`log_dir/model_{step:05d}.pt`"
-    return Path(log_dir) / f"model_{step:05d}.pt"
-
-def _checkpoints(log_dir) -> list[Path]:
-    "The `model_XXXXX.pt` files of `log_dir` (temporary files ignored), highest step first."
-    found = [(int(p.stem[6:]), p) for p in Path(log_dir).glob("model_*.pt") if p.stem[6:].isdigit()]
-    return [p for _, p in sorted(found, reverse=True)]
-
-def latest_checkpoint(log_dir) -> Path | None:
-    "The checkpoint with the highest step in `log_dir` (`model_XXXXX.pt`; temporary files ignored), or None."
-    return next(iter(_checkpoints(log_dir)), None)
-
-def _gather(obj, ddp_cf) -> list:
-    "`obj` from every rank, in rank order (collective under DDP)."
-    if getattr(ddp_cf, "ddp", False) and dist.is_initialized():
-        out = [None] * ddp_cf.ddp_world_size
-        dist.all_gather_object(out, obj)
-        return out
-    return [obj]
-
-def _data_identity(loader) -> dict | None:
-    "Which corpus `loader` reads: its folder, the manifest's corpus name and token count (if any), its number of shards."
-    shards = getattr(loader, "shards", None)
-    if not shards: return None
-    root = Path(shards[0]).parent
-    try: m = data.read_manifest(root) or {}
-    except (OSError, ValueError): m = {} # an unreadable manifest must not stop a checkpoint
-    return dict(dir=str(root), name=m.get("name", Path(shards[0]).name.rsplit("_", 2)[0]), tokens=m.get("tokens"),
-                shards=len(shards))
-
-def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wrappers are taken off)
-                    optimizer=None, step: int | None = None, # AdamW's moments; the last completed step
-                    train_cf=None, train_loader=None, # the run's config; the loader (every rank's position is gathered)
-                    ddp_cf=None, val_loss: float | None = None) -> Path | None: # the file written (master rank), else None
-    "Write a resumable checkpoint atomically (master process writes; every rank must call it under DDP)."
-    loader_states = None
-    if train_loader is not None and hasattr(train_loader, "state_dict"):
-        loader_states = _gather(train_loader.state_dict(), ddp_cf)
-    if not getattr(ddp_cf, "master_process", True): return None
-    m = raw_model(model)
-    ckpt = {"model": m.state_dict(), "config": asdict(m.config), "step": step, "val_loss": val_loss,
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "train_config": asdict(train_cf) if train_cf is not None else None,
-            "train_loader": loader_states, "world_size": getattr(ddp_cf, "ddp_world_size", 1), "rng": get_rng_state(),
-            "data": _data_identity(train_loader)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return data.atomic_write(path, lambda f: torch.save(ckpt, f)) # readers see the old file or the new one
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    "Read a checkpoint (`weights_only=True`: tensors and plain values, no code is run)."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
-    try: return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: # say what is wrong with the file, in one line
-        problem = checkpoint_problem(path) or f"cannot be loaded ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})"
-        raise ValueError(f"checkpoint {str(path)!r} is broken: {problem}; latest_good_checkpoint(log_dir) finds the newest "
-                         "whole one") from e
-
-def model_from_checkpoint(path, ddp_cf) -> GPT:
-    "A model built from the checkpoint's `config` and loaded with its weights, on `ddp_cf.device`."
-    ckpt = load_checkpoint(path)
-    model = create_model(ddp_cf, config=GPTConfig(**ckpt["config"]))
-    raw_model(model).load_state_dict(ckpt["model"])
-    return model
+        last_good = run.summary["last_checkpoint"] or run.resume_from
+        raise NonFiniteLossError(nonfinite_message(step, loss, norm, cf, last_good))
 
 # %% ../nbs/02_train.ipynb #3040dd6d
-def stop_requested(requested: bool, ddp_cf) -> bool:
-    "Whether to stop after this step: `requested` on any rank (an all-reduce under DDP: every rank stops at the same step)."
-    if getattr(ddp_cf, "ddp", False) and dist.is_initialized():
-        flag = torch.tensor(float(requested), device=ddp_cf.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-    return bool(requested)
-
 def checkpoint_if_due(run: TrainRun, step: int,
                       stop: bool = False, # the run stops after this step: save it
                      ) -> Path | None: # the checkpoint written, or None
@@ -899,6 +424,60 @@ def checkpoint_if_due(run: TrainRun, step: int,
     run.summary["last_checkpoint"] = str(path)
     return path
 
+# %% ../nbs/02_train.ipynb #a0ebdc77
+def check_train_inputs(model, train_loader, train_cf: TrainingConfig, ddp_cf) -> int:
+    "Refuse a model, loader and config that do not fit together; return the gradient accumulation steps."
+    raw = raw_model(model)
+    if ddp_cf.ddp and ddp_cf.ddp_world_size > 1 and not is_wrapped(model):
+        raise ValueError("running under torchrun but the model is not wrapped for data parallelism, so gradients "
+                         "would never be averaged across ranks: build it with create_model(ddp_cf)")
+    B, T = train_cf.B, train_cf.T
+    if (getattr(train_loader, "B", B), getattr(train_loader, "T", T)) != (B, T):
+        raise ValueError(f"train_loader makes ({train_loader.B}, {train_loader.T}) batches but train_cf has B={B}, "
+                         f"T={T}; build it with DataLoaderLite(B=train_cf.B, T=train_cf.T, ...)")
+    if T > raw.config.block_size:
+        raise ValueError(f"T={T} is longer than the model's block_size={raw.config.block_size}; use T <= block_size")
+    return train_cf.accum_steps(ddp_cf)
+
+# %% ../nbs/02_train.ipynb #e12a0004
+def show_progress(ddp_cf=None, stream=None) -> bool:
+    "Whether to show progress bars: on the master rank, and only when `stream` (default stderr) is a terminal."
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return bool((ddp_cf is None or ddp_cf.master_process) and isatty is not None and isatty())
+
+# %% ../nbs/02_train.ipynb #43ad4953
+_SUMMARY = dict(steps=0, tokens=0, final_val_loss=None, best_val_loss=None, min_train_loss=None, final_train_loss=None,
+                hellaswag_acc=None, tokens_per_sec=None, last_checkpoint=None, stopped_early=False, elapsed_s=0.0)
+
+def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
+              optimizer=None, # None: `build_optimizer`
+              enc=None, # the tokenizer for samples; None: GPT-2's
+              resume_from=None, # the checkpoint `claim_log_dir` picked (with `train_cf.resume`)
+              live_plot=False, val_loader=None, evals=None) -> TrainRun: # as `train_GPT`'s
+    "Everything before the first step: checks, TF32, optimizer, `torch.compile`, resumed state, log file, live plot."
+    accum, master = check_train_inputs(model, train_loader, train_cf, ddp_cf), ddp_cf.master_process
+    if master: print(f"total desired batch size: {train_cf.total_batch_size}\n"
+                     f"=> calculated gradient accumulation steps: {accum}")
+    if ddp_cf.device_type == "cuda": torch.set_float32_matmul_precision("high") # TF32 for the fp32 matmuls
+    if optimizer is None: optimizer = build_optimizer(model, train_cf, ddp_cf)
+    train_model = torch.compile(model) if train_cf.compile and not hasattr(model, "_orig_mod") else model
+    autocast = use_autocast(train_cf, ddp_cf)
+    ctx = EvalContext(ddp_cf, train_cf, enc if enc is not None else data.get_tokenizer(), val_loader, autocast,
+                      show_progress(ddp_cf))
+    run = TrainRun(model, train_model, optimizer, train_loader, train_cf, ddp_cf, accum, autocast, ctx,
+                   default_evals(train_cf) if evals is None else list(evals), resume_from=resume_from)
+    if train_cf.resume: run.start_step = restore_run(train_cf, model, optimizer, train_loader, ddp_cf, resume_from)
+    run.log_file = open_log(train_cf, run.start_step, master)
+    run.summary = dict(_SUMMARY, start_step=run.start_step, evals={})
+    sz = "124M" if train_cf.model_name == "gpt2_124m" else None # GPT-2's lines only for its size
+    run.live = live_plot_for(live_plot, sz, run.log_file) if master else None
+    run.t0 = time.perf_counter()
+    return run
+
+# %% ../nbs/02_train.ipynb #e12b0003
+def _due(step, interval, last_step): return bool(interval) and (step % interval == 0 or last_step)
+
 def finish_run(run: TrainRun, last_step: int) -> dict:
     "The final live plot; the summary with the last step and the tokens/s of the timed steps."
     if run.live is not None: run.live.close() # the final curves
@@ -907,496 +486,37 @@ def finish_run(run: TrainRun, last_step: int) -> dict:
     run.summary["tokens_per_sec"] = tokens / secs if secs > 0 else None
     return run.summary
 
-# %% ../nbs/02_train.ipynb #543cd4ba
-def _resume(train_cf, model, optimizer, train_loader, ddp_cf, path=None) -> int:
-    "Load the checkpoint to resume from into everything (`path`: rank 0's pick, else the newest whole one any rank holds); return the step to start from."
-    checked = None if path is None else Path(path)
-    path, ckpt = _load_for_all_ranks(train_cf.log_dir, ddp_cf, path) # machines need not share a disk
-    master = ddp_cf.master_process
-    if path is None:
-        if master: print(f"resume: no checkpoint in {train_cf.log_dir!r}, starting from step 0")
-        return 0
-    if path != checked: # found on another machine: check it as `claim_log_dir` checked rank 0's
-        diffs = resume_mismatches(ckpt, getattr(raw_model(model), "config", None), train_cf,
-                                  getattr(ddp_cf, "ddp_world_size", 1), _data_identity(train_loader))
-        if diffs: raise RunDirError(_mismatch_message(path, diffs))
-    raw_model(model).load_state_dict(ckpt["model"])
-    if ckpt.get("optimizer") is not None: optimizer.load_state_dict(ckpt["optimizer"])
-    states = ckpt.get("train_loader")
-    if states is not None and hasattr(train_loader, "load_state_dict"):
-        if len(states) != ddp_cf.ddp_world_size:
-            raise ValueError(f"{path} was written by {len(states)} process(es) but this run has {ddp_cf.ddp_world_size}; "
-                             f"resume with the same number of processes (torchrun --nproc_per_node={len(states)})")
-        train_loader.load_state_dict(states[ddp_cf.ddp_rank])
-    if ckpt.get("rng") is not None: set_rng_state(ckpt["rng"])
-    if master: print(f"resuming from {path} (step {ckpt['step']})")
-    return int(ckpt["step"]) + 1
-
-# %% ../nbs/02_train.ipynb #c4a1e002
-import zipfile
-
-def checkpoint_problem(path) -> str | None:
-    "Why the checkpoint file `path` cannot be trusted (empty, truncated, not a checkpoint), or None when it is whole."
-    path = Path(path)
-    try: size = path.stat().st_size
-    except OSError as e: return f"cannot be read ({e.strerror})"
-    if size == 0: return "empty file (0 bytes)"
-    if not zipfile.is_zipfile(path): return f"not a zip archive ({size:,} bytes): truncated, or not a PyTorch checkpoint"
-    try: ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e: return f"cannot be loaded ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})"
-    if not isinstance(ckpt, dict) or not {"model", "step"} <= ckpt.keys():
-        return "not a buildNanoGPT checkpoint (no 'model' and 'step' entries)"
-    return None
-
-def latest_good_checkpoint(log_dir, verbose: bool = True) -> Path | None:
-    "The newest checkpoint in `log_dir` that is whole; each newer one that is not is reported (which, and why) and skipped."
-    for p in _checkpoints(log_dir):
-        problem = checkpoint_problem(p)
-        if problem is None: return p
-        if verbose: print(f"skipping checkpoint {p}: {problem}", flush=True)
-    return None
-
-# %% ../nbs/02_train.ipynb #c4a1e006
-def resume_mismatches(ckpt: dict, # a checkpoint (`load_checkpoint`)
-                      model_config: GPTConfig | None, # the model this run trains
-                      train_cf: TrainingConfig, # this run's config
-                      world_size: int = 1, # this run's number of processes
-                      data_id: dict | None = None, # this run's corpus, as recorded in checkpoints (`_data_identity`)
-                     ) -> list[str]: # one line per difference, e.g. 'total_batch_size: checkpoint 8192, this run 4096'
-    "What continuing from `ckpt` needs that this run does differently (empty: it may resume)."
-    saved_model, saved_train, saved_data = ckpt.get("config") or {}, ckpt.get("train_config") or {}, ckpt.get("data") or {}
-    pairs = [(f"model.{k}", saved_model.get(k), v) for k, v in (asdict(model_config).items() if model_config is not None else ())]
-    pairs += [(k, saved_train.get(k), getattr(train_cf, k)) for k in ("B", "T", "total_batch_size", "optimizer")]
-    pairs += [("world_size", ckpt.get("world_size"), world_size)]
-    pairs += [(f"data.{k}", saved_data.get(k), (data_id or {}).get(k)) for k in ("name", "tokens", "shards")]
-    # a value the checkpoint does not record (an older checkpoint) cannot be checked
-    return [f"{name}: checkpoint {was!r}, this run {now!r}" for name, was, now in pairs
-            if was is not None and now is not None and was != now]
-
-# %% ../nbs/02_train.ipynb #1ba027de
-def broadcast_object(obj, ddp_cf, src: int = 0):
-    "Rank `src`'s `obj` on every rank (pickled: tensors come back on the device they were on); `obj` itself without DDP."
-    if not (getattr(ddp_cf, "ddp", False) and dist.is_initialized()): return obj
-    box = [obj if ddp_cf.ddp_rank == src else None]
-    # nccl moves the bytes through this rank's GPU, gloo through the CPU
-    dist.broadcast_object_list(box, src=src, device=torch.device(ddp_cf.device) if ddp_cf.device_type == "cuda" else None)
-    return box[0]
-
-def once_per_machine(fn, ddp_cf):
-    "Run `fn()` on each machine's first process (`LOCAL_RANK` 0: machines need not share a disk), then wait for every rank."
-    if getattr(ddp_cf, "ddp_local_rank", 0) == 0: fn()
-    if getattr(ddp_cf, "ddp", False): ddp_cf.barrier()
-
-def _checkpoint_step(path) -> int: return int(Path(path).stem[6:]) if path is not None else -1
-
-def _load_for_all_ranks(log_dir, ddp_cf, path=None):
-    "(path, checkpoint) of the newest whole checkpoint in any rank's `log_dir` (rank 0's `path` when given), read by one rank and sent to all; (None, None) if none."
-    if path is not None and getattr(ddp_cf, "master_process", True): own = Path(path)
-    else: own = latest_good_checkpoint(log_dir, verbose=False) if log_dir else None # every rank looks on its own machine
-    steps = _gather(_checkpoint_step(own), ddp_cf)
-    src = max(range(len(steps)), key=lambda r: (steps[r], -r)) # the newest; rank 0 when it has it
-    if steps[src] < 0: return None, None
-    payload, error = None, None
-    if getattr(ddp_cf, "ddp_rank", 0) == src:
-        try: payload = (str(own), load_checkpoint(own, map_location="cpu"), None)
-        except Exception as e: payload, error = (str(own), None, f"{type(e).__name__}: {e}"), e
-    path, ckpt, err = broadcast_object(payload, ddp_cf, src=src) # an error is sent too: every rank stops, none waits forever
-    if error is not None: raise error
-    if err is not None: raise RuntimeError(f"rank {src} could not read the checkpoint {path}: {err}")
-    if src != 0 and getattr(ddp_cf, "master_process", True):
-        print(f"resume: the newest checkpoint is on rank {src}'s machine ({path}); log.txt continues on this one")
-    return Path(path), ckpt
-
-# %% ../nbs/02_train.ipynb #b419dbce
-class GracefulStop:
-    "Context manager: SIGINT/SIGTERM set `requested` instead of killing (Ctrl-C twice raises KeyboardInterrupt)."
-    def __init__(self, verbose: bool = True): self.requested, self.signum, self.verbose, self._old = False, None, verbose, {}
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            # Ctrl-C twice: stop now. A SIGTERM after the first signal is torchrun passing Ctrl-C on to its workers
-            # (it waits before killing them): keep finishing the step and the checkpoint.
-            if signum == signal.SIGINT: raise KeyboardInterrupt
-            return
-        self.requested, self.signum = True, signum
-        if self.verbose: print(f"received {signal.Signals(signum).name}: finishing this step, writing a checkpoint, then stopping", flush=True)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread(): # signals can only be handled there
-            for s in (signal.SIGINT, signal.SIGTERM): self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items(): signal.signal(s, h)
-        self._old = {}
-
-# %% ../nbs/02_train.ipynb #c4a1e011
-import socket
-from contextlib import contextmanager
-try: import fcntl
-except ImportError: fcntl = None # Windows: no flock, runs are not locked
-
-class RunDirError(RuntimeError):
-    "A run that must not start in its log folder: the folder is in use, holds another run, or its checkpoint does not fit."
-
-class RunLock:
-    "Exclusive lock on a log folder for one run: `fcntl.flock` on `log_dir/.lock`, which names its holder (pid, host, time)."
-    def __init__(self, log_dir): self.path, self._file = Path(log_dir) / ".lock", None
-
-    def acquire(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+") # "a+": the holder's name stays readable until we hold the lock
-        try:
-            if fcntl is not None: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0); holder = f.read().strip() or "a process that has not written its name yet"
-            f.close()
-            raise RunDirError(f"log folder {str(self.path.parent)!r} is in use by another run ({holder}); wait for it to "
-                              f"finish or stop it, or use another --log-dir (log_dir=)") from None
-        except OSError as e: # a file system without locks (some network mounts): say so, and go on
-            print(f"warning: cannot lock {self.path} ({e.strerror}); nothing stops a second run in this folder", flush=True)
-        f.seek(0); f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"); f.flush()
-        self._file = f
-        return self
-
-    def release(self):
-        "Let the folder go (closing the file releases the lock; the file stays, so no other run can lock a stale copy)."
-        if self._file is not None: self._file.close(); self._file = None
-
-    def __enter__(self): return self.acquire()
-    def __exit__(self, *exc): self.release()
-
-# %% ../nbs/02_train.ipynb #c4a1e017
-def _run_files(log_dir) -> list[Path]:
-    "What a run leaves in `log_dir`: checkpoints, `log.txt`, `loss.png` and temporary files (not the lock)."
-    d = Path(log_dir)
-    if not d.is_dir(): return []
-    return sorted(p for p in d.iterdir() if p.is_file() and (p.name.startswith("model_") and ".pt" in p.name
-                                                            or p.name in ("log.txt", "loss.png") or p.name.endswith(".tmp")))
-
-def _remove_run_files(log_dir, verbose: bool = True) -> list[Path]:
-    "Delete every file of the previous run in `log_dir` (`overwrite=True`)."
-    gone = _run_files(log_dir)
-    for p in gone: p.unlink()
-    if verbose and gone: print(f"overwrite: removed {len(gone)} file(s) of the previous run in {str(log_dir)!r}")
-    return gone
-
-def _describe_run(log_dir) -> str | None:
-    "What makes `log_dir` hold a run (checkpoints, a non-empty log.txt), or None."
-    ckpts = sorted(Path(log_dir).glob("model_*.pt"))
-    log = Path(log_dir) / "log.txt"
-    records = len(log.read_text().splitlines()) if log.is_file() else 0
-    what = [f"{len(ckpts)} checkpoint(s) up to {ckpts[-1].name}"] if ckpts else []
-    if records: what.append(f"log.txt with {records} records")
-    return ", ".join(what) or None
-
-def check_log_dir(train_cf: TrainingConfig, # its `log_dir`, `resume` and `overwrite` say what to check
-                  model_config: GPTConfig | None = None, # the model this run trains (checked against a checkpoint)
-                  world_size: int = 1, # this run's number of processes
-                  data_id: dict | None = None, # this run's corpus (`_data_identity`)
-                  verbose: bool = True, # report checkpoints that are skipped
-                 ) -> Path | None: # the checkpoint to resume from; None: start at step 0
-    "Refuse what would mix two runs in `train_cf.log_dir`; pick the checkpoint to resume from and check that it fits."
-    log_dir = Path(train_cf.log_dir)
-    if not train_cf.resume:
-        held = _describe_run(log_dir)
-        if held and not train_cf.overwrite:
-            raise RunDirError(f"log folder {str(log_dir)!r} already holds a run ({held}); continue it with --resume "
-                              f"(resume=True), delete it and start over with --overwrite (overwrite=True), or use another "
-                              f"--log-dir (log_dir=)")
-        return None
-    path = latest_good_checkpoint(log_dir, verbose=verbose)
-    if path is None:
-        if _checkpoints(log_dir):
-            raise RunDirError(f"no checkpoint in {str(log_dir)!r} can be loaded (each one's problem is printed above); start "
-                              f"over with --overwrite (overwrite=True), or use another --log-dir (log_dir=)")
-        return None
-    diffs = resume_mismatches(torch.load(path, map_location="cpu", weights_only=True, mmap=True), model_config, train_cf,
-                              world_size, data_id)
-    if diffs: raise RunDirError(_mismatch_message(path, diffs))
-    return path
-
-def _mismatch_message(path, diffs) -> str:
-    return (f"cannot resume from {path}: this run differs from it in what continuing needs:\n  " + "\n  ".join(diffs) +
-            "\nresume with the checkpoint's settings, or start a new run (--overwrite, or another --log-dir)")
-
-@contextmanager
-def claim_log_dir(train_cf: TrainingConfig, model_config=None, train_loader=None, ddp_cf=None):
-    "Hold `train_cf.log_dir` for one run: rank 0 locks and checks it (`check_log_dir`); every rank gets the verdict and yields the checkpoint to resume from (or None)."
-    if train_cf.log_dir is None: # no files, nothing to guard
-        yield None
-        return
-    master = getattr(ddp_cf, "master_process", True)
-    lock, error, verdict = None, None, {"error": None, "resume_from": None}
-    if master:
-        try:
-            lock = RunLock(train_cf.log_dir).acquire()
-            path = check_log_dir(train_cf, model_config, getattr(ddp_cf, "ddp_world_size", 1), _data_identity(train_loader))
-            verdict["resume_from"] = None if path is None else str(path)
-        except Exception as e:
-            error, verdict["error"] = e, str(e)
-    verdict = broadcast_object(verdict, ddp_cf) # every rank stops here, or none does
-    try:
-        if verdict["error"] is not None:
-            if error is not None: raise error
-            raise RunDirError(verdict["error"])
-        yield None if verdict["resume_from"] is None else Path(verdict["resume_from"])
-    finally:
-        if lock is not None: lock.release()
-
-# %% ../nbs/02_train.ipynb #c4a1e023
-class NonFiniteLossError(FloatingPointError):
-    "Training produced a non-finite loss or gradient norm; nothing of that step was saved."
-
-def _nonfinite_message(step: int, loss: float, norm: float, train_cf, last_good) -> str:
-    what = f"the gradient norm is {norm} (loss {loss})" if math.isfinite(loss) else f"the training loss is {loss} (gradient norm {norm})"
-    msg = f"step {step}: {what}: training diverged; stopped without writing a checkpoint of this step. "
-    if last_good is not None:
-        msg += (f"The last good checkpoint is {last_good}: continue from it with --resume (resume=True) after lowering "
-                f"--max-lr (now {train_cf.max_lr:g}) or checking the data")
-    elif train_cf.log_dir is not None:
-        msg += (f"No checkpoint was written before it: start again with a lower --max-lr (now {train_cf.max_lr:g}) "
-                f"and --overwrite (overwrite=True)")
-    else:
-        msg += f"Start again with a lower max_lr (now {train_cf.max_lr:g})"
-    return msg
-
-# %% ../nbs/02_train.ipynb #385e1fb5
-import sys
-
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="buildnanogpt-train", description="Train GPT-2 (the CPU default on the bundled corpus, "
-                                "or --preset gpt2_124m). Runs under torchrun --nproc_per_node=N unchanged.")
-    cpu, gpt = TrainingConfig.cpu_default(), TrainingConfig.gpt2_124m()
-    fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
-    preset = lambda k: f"(default: {fmt(getattr(cpu, k))} with cpu_default, {fmt(getattr(gpt, k))} with gpt2_124m)"
-    a = p.add_argument
-    a("--preset", default="cpu_default", choices=["cpu_default", "gpt2_124m"], help="training preset (default: cpu_default)")
-    a("--recipe", default="lecture", choices=sorted(RECIPES), help="lecture: GPT-2 and AdamW, as in the lecture; modern: "
-      "rotary, QK-norm, ReLU^2, untied head, zero-init projections and Muon (nbs/05_beyond) (default: lecture)")
-    a("--data-dir", help=f"folder of token shards {preset('data_dir')}; cpu_default prepares its folder on first use")
-    a("--model", help=f"GPTConfig preset to train from scratch: cpu_tiny, cpu_narrow, cpu_small, gpt2_124m, ... {preset('model_name')}")
-    a("--init-from", metavar="NAME_OR_DIR", help="fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a "
-      "save_pretrained folder (default: none, random init)")
-    a("--max-steps", type=int, help=f"optimizer steps in the run {preset('max_steps')}")
-    a("--warmup-steps", type=int, help=f"linear warm-up steps {preset('warmup_steps')}")
-    a("--batch-size", "-B", type=int, dest="B", help=f"micro-batch size B {preset('B')}")
-    a("--seq-len", "-T", type=int, dest="T", help=f"sequence length T {preset('T')}")
-    a("--total-batch-size", type=int, help=f"tokens per optimizer step {preset('total_batch_size')}")
-    a("--max-lr", type=float, help=f"peak learning rate {preset('max_lr')}; a tenth of it with --init-from")
-    a("--min-lr", type=float, help="floor of the cosine decay (default: a tenth of --max-lr)")
-    a("--weight-decay", type=float, help=f"AdamW weight decay {preset('weight_decay')}")
-    a("--log-dir", help="log.txt and checkpoints; one run per folder (default: log)")
-    run = p.add_mutually_exclusive_group()
-    run.add_argument("--resume", action="store_true", default=None,
-                     help="continue from the newest whole checkpoint in --log-dir (default: off)")
-    run.add_argument("--overwrite", action="store_true", default=None,
-                     help="delete the run in --log-dir (checkpoints, log, plot) and start over (default: off)")
-    a("--compile", action=argparse.BooleanOptionalAction, default=None, help=f"torch.compile the training step {preset('compile')}")
-    a("--autocast", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on CUDA only)")
-    a("--hellaswag-dir", help="folder with hellaswag_val.jsonl (default: hellaswag)")
-    a("--no-hellaswag", action="store_true", help="skip the HellaSwag evaluation (default: evaluate when the file is there)")
-    a("--val-interval", type=int, help=f"validation every N steps {preset('val_interval')}")
-    a("--val-loss-steps", type=int, help=f"micro-batches per validation {preset('val_loss_steps')}")
-    a("--hellaswag-interval", type=int, help=f"HellaSwag every N steps {preset('hellaswag_interval')}")
-    a("--sample-interval", type=int, help=f"print samples every N steps {preset('sample_interval')}")
-    a("--checkpoint-interval", type=int, help=f"checkpoint every N steps, and at the last {preset('checkpoint_interval')}")
-    a("--seed", type=int, help=f"random seed (default: {cpu.seed})")
-    a("--device", help="cpu, cuda, cuda:1, mps (default: automatic: cuda, then mps, then cpu)")
-    a("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice; 1 is faster on a busy machine)")
-    a("--debug", action="store_true", help="show the Python traceback of an error (default: off; or set BUILDNANOGPT_DEBUG=1)")
-    a("--stop-at-step", type=int, help=argparse.SUPPRESS) # stop (checkpoint, exit) after this step, as Ctrl-C would: for tests
-    return p
-
-_CLI_FIELDS = ["B", "T", "total_batch_size", "max_steps", "warmup_steps", "max_lr", "min_lr", "weight_decay", "log_dir",
-               "resume", "overwrite", "compile", "autocast", "hellaswag_dir", "val_interval", "val_loss_steps", "hellaswag_interval", "sample_interval",
-               "checkpoint_interval", "seed", "data_dir"]
-
-def _plot_run(train_cf, preset: str):
-    "Save the run's loss/HellaSwag plot as `loss.png` next to its `log.txt`; GPT-2 baselines only for the 124M preset."
-    log_file = Path(train_cf.log_dir) / "log.txt"
-    if not log_file.exists(): return None
-    from buildNanoGPT.viz import plot_log # imported here: matplotlib loads only when a run ends
-    png = plot_log(log_file, sz="124M" if preset == "gpt2_124m" else None, out=log_file.with_name("loss.png"), show=False)
-    print(f"plot: {png}")
-    return png
-
-def train_main(argv=None) -> dict:
-    "The CLI's work: parse `argv`, build configs, data, model, train; returns `train_GPT`'s summary (master prints)."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = _build_parser().parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1: raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    ddp_cf = DDPConfig(device=args.device)
-    try:
-        kw = {k: getattr(args, k) for k in _CLI_FIELDS if getattr(args, k) is not None}
-        if args.model: kw["model_name"] = args.model
-        if args.no_hellaswag: kw["hellaswag"] = False
-        if args.init_from and args.recipe != "lecture":
-            raise ValueError(f"--init-from loads GPT-2's weights, but --recipe {args.recipe} changes the architecture; "
-                             f"fine-tune with --recipe lecture, or train the {args.recipe} recipe from scratch")
-        kw = {**recipe_kw(args.recipe, args.preset), **kw}
-        preset = TrainingConfig.from_name(args.preset)
-        if args.init_from and args.max_lr is None: kw["max_lr"] = preset.max_lr / 10 # fine-tuning: gentler
-        train_cf = TrainingConfig.from_name(args.preset, **kw)
-        set_random_seed(train_cf.seed)
-        if args.preset == "cpu_default" and args.data_dir is None: # the bundled corpus, prepared once per machine
-            once_per_machine(lambda: data.shakespeare_prep(data_dir=train_cf.data_dir, progress=show_progress(ddp_cf)), ddp_cf)
-        train_loader = data.DataLoaderLite(B=train_cf.B, T=train_cf.T, ddp_cf=ddp_cf, split="train", data_root=train_cf.data_dir)
-        val_loader = data.DataLoaderLite(B=train_cf.B, T=train_cf.T, ddp_cf=ddp_cf, split="val", data_root=train_cf.data_dir)
-        if args.init_from: model = create_model(ddp_cf, pre_trained=True, model_type=args.init_from)
-        else: model = create_model(ddp_cf, config=train_cf.gpt_config())
-        t0 = time.perf_counter()
-        summary = train_GPT(model, train_loader, val_loader, train_cf, ddp_cf, stop_at_step=args.stop_at_step)
-        summary["wall_time_s"] = time.perf_counter() - t0
-        if ddp_cf.master_process:
-            v, tps = summary["final_val_loss"], summary["tokens_per_sec"]
-            if v is not None: print(f"final validation loss: {v:.4f}")
-            if summary["min_train_loss"] is not None: print(f"min train loss: {summary['min_train_loss']:.6f}")
-            print(f"trained {summary['steps']} steps in {summary['wall_time_s']:.1f}s" + (f", {tps:.0f} tok/sec" if tps else "")
-                  + (f"; checkpoint: {summary['last_checkpoint']}" if summary["last_checkpoint"] else ""))
-            summary["plot"] = _plot_run(train_cf, args.preset)
-            print("\n".join(run_report(summary, train_cf, argv, ddp_cf.ddp_world_size)), flush=True)
-        return summary
-    finally:
-        ddp_cf.destroy()
-
-def _continue_argv(argv, max_steps: int | None = None) -> list[str]:
-    "This run's `argv` made into the one that continues it: `--resume` (not `--overwrite`), and `--max-steps max_steps` if given."
-    out, skip = [], False
-    drop_values = {"--stop-at-step"} | ({"--max-steps"} if max_steps is not None else set())
-    for a in argv:
-        if skip: skip = False; continue
-        name = a.split("=", 1)[0]
-        if name in ("--resume", "--overwrite", "--debug"): continue
-        if name in drop_values: skip = "=" not in a; continue
-        out.append(a)
-    return out + ["--resume"] + (["--max-steps", str(max_steps)] if max_steps is not None else [])
-
-def run_report(summary: dict, # what `train_main` returns (`train_GPT`'s summary with `wall_time_s` and `plot`)
-               train_cf: TrainingConfig, argv=(), # the run's config and its command-line arguments
-               world_size: int = 1) -> list[str]:
-    "The lines that end a CLI run: steps, tokens, time, best val loss, files, and the commands to continue it or sample from it."
-    import shlex
-    tps, secs = summary.get("tokens_per_sec"), summary.get("wall_time_s") or summary.get("elapsed_s") or 0.0
-    first, last = summary.get("start_step", 0), summary.get("last_step", summary.get("steps", 0) - 1)
-    lines = ["run summary:",
-             f"  steps:         {summary['steps']} (steps {first}-{last} of {train_cf.max_steps}), {summary.get('tokens', 0):,} tokens "
-             f"in {fmt_duration(secs)}" + (f" ({tps:,.0f} tok/sec)" if tps else "")]
-    if summary.get("best_val_loss") is not None:
-        lines.append(f"  best val loss: {summary['best_val_loss']:.4f} (last {summary['final_val_loss']:.4f})")
-    if summary.get("last_checkpoint"): lines.append(f"  checkpoint:    {summary['last_checkpoint']}")
-    if summary.get("plot"): lines.append(f"  plot:          {summary['plot']}")
-    if train_cf.log_dir is not None and summary.get("last_checkpoint"):
-        launcher = ["torchrun", f"--nproc_per_node={world_size}", "$(which buildnanogpt-train)"] if world_size > 1 else ["buildnanogpt-train"]
-        more = None if summary.get("stopped_early") else 2 * train_cf.max_steps # a finished run goes on with a longer schedule
-        label = "continue:     " if more is None else "train longer: "
-        lines.append(f"  {label} " + " ".join(launcher + [shlex.quote(a) for a in _continue_argv(argv, more)]))
-        lines.append(f"  sample:        buildnanogpt-sample {shlex.quote(str(train_cf.log_dir))}")
-    return lines
-
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, RunDirError)
-
-def _debug(argv) -> bool:
-    "`--debug` on the command line or BUILDNANOGPT_DEBUG set (not 0): show tracebacks."
-    return data.debug_requested("--debug" in argv)
-
-def _end_torchrun_worker(code: int = 0):
-    "Under torchrun, end this finished worker now: gloo's threads outlive `destroy_process_group` and can abort a shutting-down interpreter."
-    if int(os.environ.get("RANK", -1)) == -1: return
-    sys.stdout.flush(); sys.stderr.flush()
-    os._exit(code) # the work is done and saved (files are written and renamed); skip only the interpreter's teardown
-
-def train_cli(argv=None):
-    "Console script `buildnanogpt-train` (see `--help`): a user error prints one line and exits 2, a diverged run exits 1."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        train_main(argv)
-        _end_torchrun_worker(0)
-    except (NonFiniteLossError, *_USER_ERRORS) as e:
-        if _debug(argv): raise
-        try: rank = int(os.environ.get("RANK", "0"))
-        except ValueError: rank = 0
-        if rank == 0: print(f"buildnanogpt-train: error: {e}", file=sys.stderr, flush=True) # torchrun: once, not per rank
-        code = 1 if isinstance(e, NonFiniteLossError) else 2
-        _end_torchrun_worker(code)
-        sys.exit(code)
-
-# %% ../nbs/02_train.ipynb #e12b0002
-LECTURE_PROMPT = "Hello, I'm a language model," # the lecture's prompt (the 124M run samples with it)
-
-def _checkpoint_to_sample(path) -> Path:
-    "The checkpoint file `path` names: itself, or the newest whole checkpoint of a log folder."
-    p = Path(path)
-    if p.is_dir():
-        found = latest_good_checkpoint(p)
-        if found is not None: return found
-        if _checkpoints(p): raise ValueError(f"no checkpoint in {str(p)!r} can be loaded (each one's problem is printed above)")
-        raise FileNotFoundError(f"{str(p)!r} holds no checkpoint (model_XXXXX.pt): pass the --log-dir of a run that "
-                                "wrote one (default: log), or a checkpoint file")
-    if not p.exists():
-        raise FileNotFoundError(f"{str(p)!r} is neither a log folder nor a checkpoint file: pass the --log-dir of a run "
-                                "(default: log) or one of its model_XXXXX.pt files")
-    return p
-
-def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is used) or a `model_XXXXX.pt` file
-                           prompt: str | None = None, # None: the prompt the run sampled with (its `sample_prompt`)
-                           max_new_tokens: int = 64, # tokens to generate after the prompt
-                           temperature: float = 1.0, # 0: greedy (always the most likely token)
-                           top_k: int | None = 50, # sample among the k most likely tokens; None: all
-                           seed: int = 42, # the same seed gives the same samples
-                           num_samples: int = 3, # samples, generated together as one batch
-                           device: str | None = None, # 'cpu', 'cuda', 'mps'; None: automatic
-                           enc=None, verbose: bool = True, # print each sample
-                          ) -> list[str]: # the samples, each starting with the prompt
-    "Load a run's checkpoint with the safe loader and print `num_samples` continuations of `prompt` (KV-cache decoding)."
-    for k, v in (("max_new_tokens", max_new_tokens), ("num_samples", num_samples)): data.check_positive_int(k, v)
-    cuda = torch.cuda.is_available()
-    device = _resolve_device(device, cuda_available=cuda, device_count=torch.cuda.device_count() if cuda else 0,
-                             mps_available=_mps_available())
-    ckpt_file = _checkpoint_to_sample(path)
-    ckpt = load_checkpoint(ckpt_file)
-    if prompt is None: prompt = (ckpt.get("train_config") or {}).get("sample_prompt") or LECTURE_PROMPT
-    model = build_model(GPTConfig(**ckpt["config"]))
-    model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
-    enc = enc if enc is not None else data.get_tokenizer()
-    ids = enc.encode(prompt)
-    if not ids: raise ValueError("prompt is empty: pass at least one token of text (--prompt)")
-    x = torch.tensor(ids, dtype=torch.long, device=device).unsqueeze(0).repeat(num_samples, 1)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    out = model.generate(x, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, generator=gen)
-    texts = [enc.decode([t for t in row if t < enc.n_vocab]) for row in out.tolist()] # padded-vocab ids have no text
-    if verbose:
-        print(f"{ckpt_file} (step {ckpt.get('step')}), prompt {prompt!r}, temperature {temperature:g}, top_k {top_k}, seed {seed}")
-        for i, t in enumerate(texts): print(f"--- sample {i} ---\n{t}")
-    return texts
-
-def _build_sample_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="buildnanogpt-sample", description="Print samples from a run's newest whole checkpoint "
-                                "(or a checkpoint file), without training.")
-    a = p.add_argument
-    a("path", metavar="LOG_DIR_OR_CHECKPOINT", help="a run's --log-dir (its newest whole checkpoint) or a model_XXXXX.pt file")
-    a("--prompt", help="text to continue (default: the prompt the run sampled with while training)")
-    a("--max-new-tokens", type=int, default=64, help="tokens to generate (default: 64)")
-    a("--temperature", type=float, default=1.0, help="softmax temperature; 0: greedy (default: 1.0)")
-    a("--top-k", type=int, default=50, help="sample among the k most likely tokens; 0: all (default: 50)")
-    a("--seed", type=int, default=42, help="random seed: the same seed gives the same samples (default: 42)")
-    a("--num-samples", type=int, default=3, help="how many samples (default: 3)")
-    a("--device", help="cpu, cuda, cuda:1, mps (default: automatic: cuda, then mps, then cpu)")
-    a("--debug", action="store_true", help="show the Python traceback of an error (default: off; or set BUILDNANOGPT_DEBUG=1)")
-    return p
-
-def sample_cli(argv=None):
-    "Console script `buildnanogpt-sample` (see `--help`): a user error prints one line and exits 2."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = _build_sample_parser().parse_args(argv)
-    try:
-        sample_from_checkpoint(args.path, prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                               top_k=args.top_k or None, seed=args.seed, num_samples=args.num_samples, device=args.device)
-    except _USER_ERRORS as e:
-        if _debug(argv): raise
-        print(f"buildnanogpt-sample: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
+# %% ../nbs/02_train.ipynb #07dff900
+def train_GPT(model, train_loader, val_loader, # the model (`create_model`) and two `DataLoaderLite`s (val: None to skip)
+              train_cf, ddp_cf: DDPConfig, # the run's `TrainingConfig`; this process's `DDPConfig`
+              optimizer=None, enc=None, # None: `build_optimizer`; GPT-2's tokenizer
+              stop_at_step: int | None = None, # stop after this step (checkpoint, return), as Ctrl-C would
+              live_plot=False, # True: in Jupyter, loss curves redrawn in place as it trains (or a `viz.LivePlot`)
+              evals=None, # the `evals.Eval`s to run (None: `default_evals(train_cf)`: validation loss, HellaSwag)
+             ) -> dict: # the run's summary: losses, HellaSwag, tokens/s, last checkpoint
+    "Train `model` for `train_cf.max_steps` optimizer steps (evals, samples, log, checkpoints); returns a summary."
+    cf, master = train_cf, ddp_cf.master_process
+    with claim_log_dir(cf, raw_model(model).config, train_loader, ddp_cf) as resume_from: # one run per folder
+        run = setup_run(model, train_loader, cf, ddp_cf, optimizer, enc, resume_from, live_plot, val_loader, evals)
+        step = run.start_step - 1
+        with GracefulStop(verbose=master) as stopper: # Ctrl-C: finish the step, write a checkpoint, stop
+            for step in range(run.start_step, cf.max_steps):
+                last_step = step == cf.max_steps - 1
+                # once in a while evaluate: the validation loss, HellaSwag, and any other eval
+                for ev in run.evals:
+                    if _due(step, ev.interval, last_step): log_evals(run, step, ev.fn(model, run.ctx))
+                # once in a while generate from the model (not at step 0: noise)
+                if cf.sample_interval and ((step > 0 and step % cf.sample_interval == 0) or last_step):
+                    generate_text(model, run.ctx.enc, ddp_cf, prompt=cf.sample_prompt,
+                                  num_return_sequences=cf.num_return_sequences, max_length=cf.sample_max_length)
+                # do one step of the optimization
+                loss, norm, lr, dt = optimization_step(run, step)
+                log_train_step(run, step, loss, norm, lr, dt) # the step line; a nan loss stops the run here
+                # once in a while save a checkpoint (and at the last step, and before stopping early)
+                stop = any_rank(stopper.requested or (stop_at_step is not None and step >= stop_at_step), ddp_cf)
+                checkpoint_if_due(run, step, stop)
+                if stop and not last_step:
+                    run.summary["stopped_early"] = True
+                    if master: print(f"stopped after step {step}" + ("; resume with resume=True (--resume)" if run.log_dir else ""))
+                    break
+        return finish_run(run, step)

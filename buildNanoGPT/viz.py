@@ -6,18 +6,16 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/viz.html.md"""
 
 # %% ../nbs/03_viz.ipynb #d631f8e0
 from __future__ import annotations
-import argparse, os, re, sys, warnings
+import os, re, warnings
 from pathlib import Path
 import numpy as np
 
-from .data import atomic_write, debug_requested
-
 # %% auto #0
 __all__ = ['STREAMS', 'GPT2_VAL_LOSS', 'GPT2_HELLASWAG', 'GPT3_HELLASWAG', 'nonfinite_notes', 'read_log', 'gpt2_baselines',
-           'plot_log', 'LivePlot', 'plot_cli']
+           'plot_log', 'LivePlot', 'live_plot_for']
 
 # %% ../nbs/03_viz.ipynb #1b43a3f6
-STREAMS = ("train", "val", "hella")  # what train_GPT logs: training loss, validation loss, HellaSwag acc_norm
+STREAMS = ("train", "val", "hella")  # the lecture's streams: training loss, validation loss, HellaSwag acc_norm
 
 def _parse_line(line: str, streams) -> tuple[int, str, float]:
     "Split one `{step} {stream} {value}` record; raise ValueError (message without the location) if it is not one."
@@ -44,7 +42,7 @@ def nonfinite_notes(streams: dict) -> list[str]: # one line per stream that has 
     return notes
 
 def read_log(log_file: str | os.PathLike, # a `log.txt` written by `train_GPT` (may still be being written)
-             streams=STREAMS, # the stream names allowed (`None`: any name)
+             streams=None, # the stream names allowed (`None`: any name: every eval logs its own)
              warn: bool = True, # warn (`RuntimeWarning`) about nan/inf values: how many, and the first step
             ) -> dict[str, tuple[np.ndarray, np.ndarray]]: # stream -> (steps int64, values float64), sorted by step
     "Parse a training log of `{step} {stream} {value}` lines into per-stream arrays."
@@ -100,41 +98,58 @@ def _finite(xs, ys):
     ok = np.isfinite(ys)
     return xs[ok], ys[ok]
 
-def _draw(fig, streams, sz, base, loss_ylim, name=None):
-    "Draw the loss and HellaSwag panels on `fig`."
+def _curve(ax, streams, stream, label):
+    "Plot one stream's finite points; a sparse stream (val, a short run) gets markers so one point shows."
+    xs, ys = _finite(*streams[stream])
+    ax.plot(xs, ys, marker="o" if len(xs) < 50 else None, markersize=3, label=label)
+
+def _loss_panel(ax, streams, sz, base, loss_ylim, name):
     from matplotlib.ticker import FuncFormatter
-    name = name or (f"nanoGPT ({sz})" if sz else "nanoGPT")
-    ax1, ax2 = fig.subplots(1, 2)
-    for stream, what in [("train", "train loss"), ("val", "val loss")]:
-        if stream not in streams: continue
-        xs, ys = _finite(*streams[stream])
-        # sparse streams (val, a short run) get markers so a single point is visible
-        ax1.plot(xs, ys, marker="o" if len(xs) < 50 else None, markersize=3, label=f"{name} {what}")
+    for stream in ("train", "val"):
+        if stream in streams: _curve(ax, streams, stream, f"{name} {stream} loss")
     if "val_loss" in base:
-        ax1.axhline(base["val_loss"], color="r", linestyle="--", label=f"OpenAI GPT-2 ({sz}) checkpoint val loss")
-    ax1.set(xlabel="steps", ylabel="loss", title="Loss", yscale="log")
+        ax.axhline(base["val_loss"], color="r", linestyle="--", label=f"OpenAI GPT-2 ({sz}) checkpoint val loss")
+    ax.set(xlabel="steps", ylabel="loss", title="Loss", yscale="log")
     plain = FuncFormatter(lambda y, _: f"{y:g}")  # 3, 4, 6, 10 rather than 3x10^0 on the log axis
-    ax1.yaxis.set_major_formatter(plain); ax1.yaxis.set_minor_formatter(plain)
-    if loss_ylim is not None: ax1.set_ylim(*loss_ylim)
-    if "hella" in streams:
-        xs, ys = _finite(*streams["hella"])
-        ax2.plot(xs, ys, marker="o" if len(xs) < 50 else None, markersize=3, label=name)
-    else:
-        ax2.text(0.5, 0.5, "no HellaSwag eval in this log", ha="center", va="center", transform=ax2.transAxes)
-        ax2.set_xlim(ax1.get_xlim())
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    if loss_ylim is not None: ax.set_ylim(*loss_ylim)
+
+# %% ../nbs/03_viz.ipynb #f5738414
+def _hella_panel(ax, streams, sz, base, name):
+    if "hella" in streams: _curve(ax, streams, "hella", name)
+    else: ax.text(0.5, 0.5, "no HellaSwag eval in this log", ha="center", va="center", transform=ax.transAxes)
     if "hella_gpt2" in base:
-        ax2.axhline(base["hella_gpt2"], color="r", linestyle="--", label=f"OpenAI GPT-2 ({sz}) checkpoint")
-        ax2.axhline(base["hella_gpt3"], color="g", linestyle="--", label=f"OpenAI GPT-3 ({sz}) checkpoint")
-    ax2.set(xlabel="steps", ylabel="accuracy", title="HellaSwag eval")
-    for ax in (ax1, ax2):
+        ax.axhline(base["hella_gpt2"], color="r", linestyle="--", label=f"OpenAI GPT-2 ({sz}) checkpoint")
+        ax.axhline(base["hella_gpt3"], color="g", linestyle="--", label=f"OpenAI GPT-3 ({sz}) checkpoint")
+    ax.set(xlabel="steps", ylabel="accuracy", title="HellaSwag eval")
+
+def _draw(fig, streams, sz, base, loss_ylim, name=None):
+    "Draw the loss and HellaSwag panels on `fig`, then one panel for each other stream (an eval of your own)."
+    name = name or (f"nanoGPT ({sz})" if sz else "nanoGPT")
+    others = sorted(set(streams) - set(STREAMS))
+    axes = fig.subplots(1, 2 + len(others), squeeze=False)[0]
+    _loss_panel(axes[0], streams, sz, base, loss_ylim, name)
+    _hella_panel(axes[1], streams, sz, base, name)
+    if "hella" not in streams: axes[1].set_xlim(axes[0].get_xlim())
+    for ax, stream in zip(axes[2:], others):
+        _curve(ax, streams, stream, name)
+        ax.set(xlabel="steps", ylabel=stream, title=stream)
+    for ax in axes:
         if ax.get_legend_handles_labels()[0]: ax.legend()
 
 def _save_png(fig, out) -> Path:
-    "Save `fig` atomically to `out` (a PNG when `out` has no suffix)."
+    "Save `fig` to `out` (a PNG when `out` has no suffix) through a temp file renamed over it: never half a PNG."
     out = Path(out)
     if not out.suffix: out = out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(out, lambda f: fig.savefig(f, format=out.suffix[1:], dpi=100, bbox_inches="tight"))
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, format=out.suffix[1:], dpi=100, bbox_inches="tight")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
 
 # %% ../nbs/03_viz.ipynb #52b1933c
 def plot_log(log_file: str | os.PathLike = "log/log.txt", # the log.txt written by training
@@ -228,27 +243,17 @@ class LivePlot:
         "The last redraw: the final state of the run."
         self.draw(force=True)
 
-# %% ../nbs/03_viz.ipynb #c7bc2812
-def plot_cli(argv: list[str] | None = None): # arguments (default: the command line)
-    "Console script `buildnanogpt-plot`: save the loss/HellaSwag plot of a training log as a PNG; errors exit 2."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = argparse.ArgumentParser(prog="buildnanogpt-plot", description="Plot a buildNanoGPT training log (log.txt).")
-    p.add_argument("log", nargs="?", default="log/log.txt", help="the log.txt written by training (default: %(default)s)")
-    p.add_argument("--out", default=None, help="PNG to write (default: loss.png next to the log)")
-    p.add_argument("--sz", default="124M", help="model size for the GPT-2/GPT-3 baselines: "
-                   f"{', '.join(GPT2_VAL_LOSS)}, or none (default: %(default)s)")
-    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error (default: off; "
-                   "or set BUILDNANOGPT_DEBUG=1)")
-    args = p.parse_args(argv)
-    debug = debug_requested(args.debug)
-    sz = None if args.sz.lower() == "none" else args.sz
-    out = args.out if args.out is not None else Path(args.log).parent/"loss.png"
-    try:
-        with warnings.catch_warnings(record=True) as caught: # shown as the CLI's own warnings, on stderr
-            warnings.simplefilter("always")
-            png = plot_log(args.log, sz=sz, out=out, show=False)
-    except (ValueError, OSError) as e:
-        if debug: raise
-        p.exit(2, f"buildnanogpt-plot: error: {e}\n")
-    for w in caught: print(f"buildnanogpt-plot: warning: {w.message}", file=sys.stderr)
-    print(f"saved plot to {png}")
+# %% ../nbs/03_viz.ipynb #1607adc2
+def live_plot_for(live_plot, # True, False or a `LivePlot`
+                  sz: str | None = None, # the model size, for the baselines
+                  log_file=None, # the run's log.txt, when it resumes
+                 ) -> LivePlot | None:
+    "The run's `LivePlot` (seeded with `log_file`), or None: not asked for, or no notebook display here (said once)."
+    if not live_plot: return None
+    if live_plot is True: live_plot = LivePlot(sz=sz)
+    if not live_plot.available:
+        print("live_plot: no notebook display here (it needs a Jupyter kernel); the curves are in log.txt "
+              "(buildnanogpt-plot)")
+        return None
+    if log_file is not None and Path(log_file).exists(): live_plot.add_log(log_file)
+    return live_plot

@@ -14,7 +14,7 @@ import torch
 
 from test_ddp import _env, _write_shards
 
-CLI = [sys.executable, "-c", "from buildNanoGPT.train import train_cli; train_cli()"]
+CLI = [sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()"]
 
 
 def test_import_is_light():
@@ -32,7 +32,7 @@ def test_data_import_and_prep_help_skip_torch():
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-c", "from buildNanoGPT.data import prep_cli; prep_cli()", "--help"],
+    r = subprocess.run([sys.executable, "-c", "from buildNanoGPT.cli import prep_cli; prep_cli()", "--help"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "--fineweb" in r.stdout, r.stdout + r.stderr
 

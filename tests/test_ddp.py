@@ -68,11 +68,11 @@ def _train_losses(log_file):
 def test_ddp_two_ranks_equal_single_process(tmp_path):
     data_dir = _write_shards(tmp_path / "data")
     hs = _write_hellaswag(tmp_path / "hellaswag", n=11) # odd: the ranks get 6 and 5 examples
-    single = _run([sys.executable, "-c", "from buildNanoGPT.train import train_cli; train_cli()",
+    single = _run([sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()",
                    *_args(data_dir, tmp_path / "single", hs)], tmp_path)
     assert "=> calculated gradient accumulation steps: 4" in single
     script = Path(sys.executable).parent / "buildnanogpt-train" # the console script, as a user would launch it
-    launcher = [str(script)] if script.exists() else ["-c", "from buildNanoGPT.train import train_cli; train_cli()"]
+    launcher = [str(script)] if script.exists() else ["-c", "from buildNanoGPT.cli import train_cli; train_cli()"]
     assert script.exists(), "buildnanogpt-train console script not installed (pip install -e .)"
     ddp = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *launcher,
                 *_args(data_dir, tmp_path / "ddp", hs)], tmp_path)

@@ -8,7 +8,7 @@ import torch
 
 from test_ddp import _env, _write_shards
 
-CLI = [sys.executable, "-c", "from buildNanoGPT.train import train_cli; train_cli()"]
+CLI = [sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()"]
 
 
 def _args(data_dir, log_dir, max_steps, total=64):
@@ -46,7 +46,7 @@ def test_recipe_modern_checkpoints_and_resume(tmp_path):
                tmp_path, code=2)
     assert "model.rotary: checkpoint True, this run False" in out and "optimizer: checkpoint 'muon'" in out, out
     # sampling from the checkpoint builds the modern model
-    s = _run([sys.executable, "-c", "from buildNanoGPT.train import sample_cli; sample_cli()", str(tmp_path / "whole"),
+    s = _run([sys.executable, "-c", "from buildNanoGPT.cli import sample_cli; sample_cli()", str(tmp_path / "whole"),
               "--max-new-tokens", "4", "--num-samples", "1"], tmp_path)
     assert "--- sample 0 ---" in s, s
 

@@ -75,7 +75,7 @@ def test_two_nodes_without_shared_disk_resume(tmp_path):
     # the known answer: one process, the same global batch, all STEPS steps in one go
     ref = tmp_path / "single"
     shutil.copytree(shards, ref / "data")
-    r = subprocess.run([sys.executable, "-c", "from buildNanoGPT.train import train_cli; train_cli()", *_args()], cwd=ref,
+    r = subprocess.run([sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()", *_args()], cwd=ref,
                        env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
 

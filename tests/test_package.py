@@ -1,4 +1,5 @@
 """Package-level checks that a notebook cell cannot do well."""
+import ast
 import importlib
 import buildNanoGPT
 
@@ -17,6 +18,44 @@ def test_version_is_after_the_original_package():
     assert importlib.metadata.version("buildNanoGPT") == buildNanoGPT.__version__
 
 
+MODULES = ["data", "model", "train", "viz", "modern", "dist", "checkpoint", "evals", "prep", "cli", "compat"]
+
 def test_modules_import():
-    for mod in ["data", "model", "train", "viz"]:
+    for mod in MODULES:
         importlib.import_module(f"buildNanoGPT.{mod}")
+
+
+def test_dependencies_point_one_way():
+    "DESIGN.md's rooms: cli -> train -> {evals, checkpoint, dist} -> model -> data; viz imports nothing of ours."
+    import pathlib
+    allowed = {"data": set(), "compat": set(), "viz": set(), "model": {"data", "compat"}, "modern": {"model", "data"},
+               "prep": {"data"}, "dist": {"compat"}, "evals": {"data", "dist", "model"},
+               "checkpoint": {"data", "dist", "modern", "model"},
+               "train": {"data", "checkpoint", "compat", "dist", "evals", "model", "modern", "viz"},
+               "cli": {"data", "prep", "train", "dist", "checkpoint", "modern", "viz", "evals", "model"}}
+    later = {"data": {"prep"}} # call-time imports: the original entry points
+    lib = pathlib.Path(buildNanoGPT.__file__).parent
+    for mod in MODULES:
+        tree = ast.parse((lib / f"{mod}.py").read_text())
+        assert _ours(tree.body) <= allowed[mod], f"{mod} imports {sorted(_ours(tree.body) - allowed[mod])} at module level"
+        everywhere = _ours(ast.walk(tree))
+        assert everywhere <= allowed[mod] | later.get(mod, set()), f"{mod} imports {sorted(everywhere - allowed[mod])}"
+
+
+def _ours(nodes) -> set:
+    "The modules of ours that the import statements among `nodes` name."
+    ours = set()
+    for n in nodes:
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("buildNanoGPT"):
+            name = n.module.split(".")[1] if "." in n.module else None
+            ours |= {name} if name else {a.name for a in n.names}
+        elif isinstance(n, ast.Import):
+            ours |= {a.name.split(".")[1] for a in n.names if a.name.startswith("buildNanoGPT.")}
+    return ours
+
+
+def test_ddp_is_wrapped_in_one_place():
+    import pathlib
+    lib = pathlib.Path(buildNanoGPT.__file__).parent
+    users = sorted(p.name for p in lib.glob("*.py") if "DistributedDataParallel" in p.read_text() and p.name != "_modidx.py")
+    assert users == ["dist.py"], users

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-PREP = [sys.executable, "-c", "from buildNanoGPT.data import prep_cli; prep_cli()"]
+PREP = [sys.executable, "-c", "from buildNanoGPT.cli import prep_cli; prep_cli()"]
 WORDS = "the a cat dog sat on mat and ran far away over hill while sun went down".split()
 
 

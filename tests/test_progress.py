@@ -13,7 +13,7 @@ import termios
 from test_cli import CLI, _tiny_args
 from test_ddp import _env, _write_shards
 
-SAMPLE = [sys.executable, "-c", "from buildNanoGPT.train import sample_cli; sample_cli()"]
+SAMPLE = [sys.executable, "-c", "from buildNanoGPT.cli import sample_cli; sample_cli()"]
 
 
 def _train(tmp_path, *extra, stderr=subprocess.PIPE):

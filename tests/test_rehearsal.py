@@ -199,9 +199,9 @@ def data_complete(d):
 
 def test_beyond_rehearsal(tmp_path):
     "05_beyond's GPU ablation cell on the CPU: four arms of the tiny model on two plays, then the plot."
-    from buildNanoGPT import data
+    from buildNanoGPT import data, prep
     shards = tmp_path / "plays"
-    data.write_shards(data.shakespeare_docs()[:2], shards, "plays", shard_size=2**14, progress=False)
+    prep.write_shards(data.shakespeare_docs()[:2], shards, "plays", shard_size=2**14, progress=False)
     arms = ["lecture", "rotary", "muon", "modern"]
     params = f"""# Parameters
 run_dir = Path({str(tmp_path / 'run')!r})

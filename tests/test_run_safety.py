@@ -15,8 +15,8 @@ import torch
 
 from test_ddp import _env, _write_shards
 
-TRAIN = [sys.executable, "-c", "from buildNanoGPT.train import train_cli; train_cli()"]
-PLOT = [sys.executable, "-c", "from buildNanoGPT.viz import plot_cli; plot_cli()"]
+TRAIN = [sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()"]
+PLOT = [sys.executable, "-c", "from buildNanoGPT.cli import plot_cli; plot_cli()"]
 
 
 def _args(data_dir, log_dir, max_steps, checkpoint_interval=1):
@@ -226,7 +226,8 @@ CLAIM = """
 import sys
 from pathlib import Path
 from buildNanoGPT.model import GPTConfig
-from buildNanoGPT.train import DDPConfig, RunDirError, TrainingConfig, claim_log_dir
+from buildNanoGPT.checkpoint import RunDirError, claim_log_dir
+from buildNanoGPT.train import DDPConfig, TrainingConfig
 ddp = DDPConfig(device="cpu", verbose=False)
 seen = []
 for log_dir in sys.argv[1:]:
