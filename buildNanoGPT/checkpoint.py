@@ -1,4 +1,4 @@
-"""Save, load and check checkpoints; resume a run on any machine, refusing what does not fit; one run per log folder; stop cleanly on a signal or a non-finite loss
+"""Save, load and check checkpoints; resume anywhere, refusing what does not fit; one run per folder; clean stops
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/checkpoint.html.md"""
 
@@ -27,12 +27,14 @@ from .data import atomic_write, read_manifest
 from .dist import DDPConfig, broadcast_object, gather_object, raw_model, wrap_model
 from .modern import ModernConfig, build_model, config_from_dict
 
-try: import fcntl
-except ImportError: fcntl = None # Windows: no flock, runs are not locked
+try:
+    import fcntl
+except ImportError:
+    fcntl = None # Windows: no flock, runs are not locked
 
 # %% auto #0
 __all__ = ['get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'data_identity', 'save_checkpoint',
-           'load_checkpoint', 'model_from_checkpoint', 'checkpoint_problem', 'latest_good_checkpoint',
+           'checkpoint_problem', 'load_checkpoint', 'model_from_checkpoint', 'latest_good_checkpoint',
            'resume_mismatches', 'load_for_all_ranks', 'RunDirError', 'restore_run', 'GracefulStop', 'RunLock',
            'run_files', 'remove_run_files', 'open_log', 'log_line', 'check_log_dir', 'claim_log_dir',
            'NonFiniteLossError', 'nonfinite_message']
@@ -43,9 +45,11 @@ def get_rng_state() -> dict:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     st = {"python": random.getstate(), "torch": torch.get_rng_state(),
           "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))}
-    if torch.cuda.is_available() and torch.cuda.is_initialized(): st["cuda"] = torch.cuda.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        st["cuda"] = torch.cuda.get_rng_state()
     return st
 
+# %% ../nbs/07_checkpoint.ipynb #04752b93
 def set_rng_state(st: dict):
     "Restore the generators from `get_rng_state()`."
     version, internal, gauss = st["python"]
@@ -53,7 +57,8 @@ def set_rng_state(st: dict):
     name, keys, pos, has_gauss, cached = st["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state(st["cuda"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state(st["cuda"])
 
 # %% ../nbs/07_checkpoint.ipynb #e70d6987
 def checkpoint_path(log_dir, step: int) -> Path:
@@ -73,10 +78,13 @@ def latest_checkpoint(log_dir) -> Path | None:
 def data_identity(loader) -> dict | None:
     "Which corpus `loader` reads: its folder, the manifest's corpus name and token count, its number of shards."
     shards = getattr(loader, "shards", None)
-    if not shards: return None
+    if not shards:
+        return None
     root = Path(shards[0]).parent
-    try: m = read_manifest(root) or {}
-    except (OSError, ValueError): m = {} # an unreadable manifest must not stop a checkpoint
+    try:
+        m = read_manifest(root) or {}
+    except (OSError, ValueError):
+        m = {} # an unreadable manifest must not stop a checkpoint
     name = m.get("name", Path(shards[0]).name.rsplit("_", 2)[0])
     return dict(dir=str(root), name=name, tokens=m.get("tokens"), shards=len(shards))
 
@@ -91,7 +99,8 @@ def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wra
     states = None
     if train_loader is not None and hasattr(train_loader, "state_dict"):
         states = gather_object(train_loader.state_dict(), ddp_cf)
-    if not ddp_cf.master_process: return None
+    if not ddp_cf.master_process:
+        return None
     m = raw_model(model)
     ckpt = {"model": m.state_dict(), "config": asdict(m.config), "step": step, "val_loss": val_loss,
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -101,25 +110,6 @@ def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wra
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda f: torch.save(ckpt, f))
 
-# %% ../nbs/07_checkpoint.ipynb #44de2470
-def load_checkpoint(path, map_location="cpu") -> dict:
-    "Read a checkpoint (`weights_only=True`: tensors and plain values, no code is run)."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: # say what is wrong with the file, in one line
-        problem = checkpoint_problem(path) or f"cannot be loaded ({_first_line(e)})"
-        raise ValueError(f"checkpoint {str(path)!r} is broken: {problem}; latest_good_checkpoint(log_dir) finds "
-                         "the newest whole one") from e
-
-def model_from_checkpoint(path, ddp_cf) -> torch.nn.Module:
-    "The model a checkpoint describes (`GPT`, or `ModernGPT`), with its weights, on `ddp_cf.device` (wrapped under DDP)."
-    ckpt = load_checkpoint(path)
-    model = build_model(config_from_dict(ckpt["config"]))
-    model.load_state_dict(ckpt["model"])
-    return wrap_model(model.to(ddp_cf.device), ddp_cf)
-
 # %% ../nbs/07_checkpoint.ipynb #8345c671
 def _first_line(e: Exception) -> str:
     return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
@@ -127,22 +117,52 @@ def _first_line(e: Exception) -> str:
 def checkpoint_problem(path) -> str | None:
     "Why the checkpoint file `path` cannot be trusted (empty, truncated, not a checkpoint), or None when it is whole."
     path = Path(path)
-    try: size = path.stat().st_size
-    except OSError as e: return f"cannot be read ({e.strerror})"
-    if size == 0: return "empty file (0 bytes)"
-    if not zipfile.is_zipfile(path): return f"not a zip archive ({size:,} bytes): truncated, or not a PyTorch checkpoint"
-    try: ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e: return f"cannot be loaded ({_first_line(e)})"
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if size == 0:
+        return "empty file (0 bytes)"
+    if not zipfile.is_zipfile(path):
+        return f"not a zip archive ({size:,} bytes): truncated, or not a PyTorch checkpoint"
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        return f"cannot be loaded ({_first_line(e)})"
     if not isinstance(ckpt, dict) or not {"model", "step"} <= ckpt.keys():
         return "not a buildNanoGPT checkpoint (no 'model' and 'step' entries)"
     return None
 
+# %% ../nbs/07_checkpoint.ipynb #f8e810ad
+def load_checkpoint(path, map_location="cpu") -> dict:
+    "Read a checkpoint (`weights_only=True`: tensors and plain values, no code is run)."
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e: # say what is wrong with the file, in one line
+        problem = checkpoint_problem(path) or f"cannot be loaded ({_first_line(e)})"
+        raise ValueError(f"checkpoint {str(path)!r} is broken: {problem}; latest_good_checkpoint(log_dir) finds "
+                         "the newest whole one") from e
+
+# %% ../nbs/07_checkpoint.ipynb #61beb702
+def model_from_checkpoint(path, ddp_cf) -> torch.nn.Module:
+    "The model `path` describes (`GPT` or `ModernGPT`) with its weights, on `ddp_cf.device` (wrapped under DDP)."
+    ckpt = load_checkpoint(path)
+    model = build_model(config_from_dict(ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    return wrap_model(model.to(ddp_cf.device), ddp_cf)
+
+# %% ../nbs/07_checkpoint.ipynb #fc2dea87
 def latest_good_checkpoint(log_dir, verbose: bool = True) -> Path | None:
     "The newest checkpoint in `log_dir` that is whole; each newer one that is not is reported (which, and why)."
     for p in _checkpoints(log_dir):
         problem = checkpoint_problem(p)
-        if problem is None: return p
-        if verbose: print(f"skipping checkpoint {p}: {problem}", flush=True)
+        if problem is None:
+            return p
+        if verbose:
+            print(f"skipping checkpoint {p}: {problem}", flush=True)
     return None
 
 # %% ../nbs/07_checkpoint.ipynb #fec0ec74
@@ -150,6 +170,7 @@ def _model_fields(config: dict) -> dict:
     "Every field of a model config, with the options beyond GPT-2 at their GPT-2 values where it has none."
     return asdict(ModernConfig(**config))
 
+# %% ../nbs/07_checkpoint.ipynb #9b52e91b
 def resume_mismatches(ckpt: dict, # a checkpoint (`load_checkpoint`)
                       model_config, # the model config this run trains (None: not checked)
                       train_cf, # this run's `TrainingConfig`
@@ -170,27 +191,36 @@ def resume_mismatches(ckpt: dict, # a checkpoint (`load_checkpoint`)
             if was is not None and now is not None and was != now]
 
 # %% ../nbs/07_checkpoint.ipynb #16f09f8a
-def _checkpoint_step(path) -> int: return int(Path(path).stem[6:]) if path is not None else -1
+def _checkpoint_step(path) -> int:
+    return int(Path(path).stem[6:]) if path is not None else -1
 
 def _read_as(src: int, own, ddp_cf):
     "(path, checkpoint, error) read by rank `src` and sent to every rank."
     payload, error = None, None
     if ddp_cf.ddp_rank == src:
-        try: payload = (str(own), load_checkpoint(own, map_location="cpu"), None)
-        except Exception as e: payload, error = (str(own), None, f"{type(e).__name__}: {e}"), e
+        try:
+            payload = (str(own), load_checkpoint(own, map_location="cpu"), None)
+        except Exception as e:
+            payload, error = (str(own), None, f"{type(e).__name__}: {e}"), e
     path, ckpt, err = broadcast_object(payload, ddp_cf, src=src)
-    if error is not None: raise error
-    if err is not None: raise RuntimeError(f"rank {src} could not read the checkpoint {path}: {err}")
+    if error is not None:
+        raise error
+    if err is not None:
+        raise RuntimeError(f"rank {src} could not read the checkpoint {path}: {err}")
     return Path(path), ckpt
 
+# %% ../nbs/07_checkpoint.ipynb #bf013f34
 def load_for_all_ranks(log_dir, ddp_cf, path=None) -> tuple:
     "(path, checkpoint) of the newest whole checkpoint any rank holds in `log_dir` (rank 0's `path` when given)."
     ddp_cf = ddp_cf or DDPConfig.local()
-    if path is not None and ddp_cf.master_process: own = Path(path)
-    else: own = latest_good_checkpoint(log_dir, verbose=False) if log_dir else None # each rank on its own disk
+    if path is not None and ddp_cf.master_process:
+        own = Path(path)
+    else:
+        own = latest_good_checkpoint(log_dir, verbose=False) if log_dir else None # each rank on its own disk
     steps = gather_object(_checkpoint_step(own), ddp_cf)
     src = max(range(len(steps)), key=lambda r: (steps[r], -r)) # the newest; rank 0 when it has it
-    if steps[src] < 0: return None, None
+    if steps[src] < 0:
+        return None, None
     path, ckpt = _read_as(src, own, ddp_cf)
     if src != 0 and ddp_cf.master_process:
         print(f"resume: the newest checkpoint is on rank {src}'s machine ({path}); log.txt continues on this one")
@@ -198,7 +228,7 @@ def load_for_all_ranks(log_dir, ddp_cf, path=None) -> tuple:
 
 # %% ../nbs/07_checkpoint.ipynb #2d5b5e0d
 class RunDirError(RuntimeError):
-    "A run that must not start in its log folder: the folder is in use, holds another run, or its checkpoint does not fit."
+    "A run that must not start in its log folder: it is in use, holds another run, or its checkpoint does not fit."
 
 def _mismatch_message(path, diffs) -> str:
     return (f"cannot resume from {path}: this run differs from it in what continuing needs:\n  " + "\n  ".join(diffs) +
@@ -207,12 +237,14 @@ def _mismatch_message(path, diffs) -> str:
 # %% ../nbs/07_checkpoint.ipynb #4eabd819
 def _load_loader_state(train_loader, states, path, ddp_cf):
     "Put this rank's saved position into `train_loader`."
-    if states is None or not hasattr(train_loader, "load_state_dict"): return
+    if states is None or not hasattr(train_loader, "load_state_dict"):
+        return
     if len(states) != ddp_cf.ddp_world_size:
         raise ValueError(f"{path} was written by {len(states)} process(es) but this run has {ddp_cf.ddp_world_size}; "
                          f"resume with the same number of processes (torchrun --nproc_per_node={len(states)})")
     train_loader.load_state_dict(states[ddp_cf.ddp_rank])
 
+# %% ../nbs/07_checkpoint.ipynb #217701f6
 def restore_run(train_cf, model, optimizer, train_loader, ddp_cf, # what the checkpoint is loaded into
                 path=None, # the checkpoint rank 0 checked (`claim_log_dir`); None: the newest any rank holds
                ) -> int: # the step to start from
@@ -220,17 +252,22 @@ def restore_run(train_cf, model, optimizer, train_loader, ddp_cf, # what the che
     checked = None if path is None else Path(path)
     path, ckpt = load_for_all_ranks(train_cf.log_dir, ddp_cf, path) # machines need not share a disk
     if path is None:
-        if ddp_cf.master_process: print(f"resume: no checkpoint in {train_cf.log_dir!r}, starting from step 0")
+        if ddp_cf.master_process:
+            print(f"resume: no checkpoint in {train_cf.log_dir!r}, starting from step 0")
         return 0
     if path != checked: # found on another machine: check it as `claim_log_dir` checked rank 0's
         diffs = resume_mismatches(ckpt, raw_model(model).config, train_cf, ddp_cf.ddp_world_size,
                                   data_identity(train_loader))
-        if diffs: raise RunDirError(_mismatch_message(path, diffs))
+        if diffs:
+            raise RunDirError(_mismatch_message(path, diffs))
     raw_model(model).load_state_dict(ckpt["model"])
-    if ckpt.get("optimizer") is not None: optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("optimizer") is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
     _load_loader_state(train_loader, ckpt.get("train_loader"), path, ddp_cf)
-    if ckpt.get("rng") is not None: set_rng_state(ckpt["rng"])
-    if ddp_cf.master_process: print(f"resuming from {path} (step {ckpt['step']})")
+    if ckpt.get("rng") is not None:
+        set_rng_state(ckpt["rng"])
+    if ddp_cf.master_process:
+        print(f"resuming from {path} (step {ckpt['step']})")
     return int(ckpt["step"]) + 1
 
 # %% ../nbs/07_checkpoint.ipynb #b4d121b0
@@ -243,7 +280,8 @@ class GracefulStop:
         if self.requested:
             # Ctrl-C twice: stop now. A SIGTERM after the first signal is torchrun passing Ctrl-C on to its workers
             # (it waits before killing them): keep finishing the step and the checkpoint.
-            if signum == signal.SIGINT: raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
             return
         self.requested, self.signum = True, signum
         if self.verbose:
@@ -252,26 +290,32 @@ class GracefulStop:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread(): # signals can only be handled there
-            for s in (signal.SIGINT, signal.SIGTERM): self._old[s] = signal.signal(s, self._handler)
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handler)
         return self
 
     def __exit__(self, *exc):
-        for s, h in self._old.items(): signal.signal(s, h)
+        for s, h in self._old.items():
+            signal.signal(s, h)
         self._old = {}
 
 # %% ../nbs/07_checkpoint.ipynb #de0ec8b0
 class RunLock:
-    "Exclusive lock on a log folder for one run: `fcntl.flock` on `log_dir/.lock`, which names its holder (pid, host, time)."
-    def __init__(self, log_dir): self.path, self._file = Path(log_dir) / ".lock", None
+    "One run's exclusive lock on a log folder: `fcntl.flock` on `log_dir/.lock`, which names its holder."
+    def __init__(self, log_dir):
+        self.path, self._file = Path(log_dir) / ".lock", None
 
-    def __enter__(self): return self.acquire()
-    def __exit__(self, *exc): self.release()
+    def __enter__(self):
+        return self.acquire()
+    def __exit__(self, *exc):
+        self.release()
 
 # %% ../nbs/07_checkpoint.ipynb #f9032761
 def _lock_or_say_who(f, path: Path):
     "Lock the open file `f`, or raise `RunDirError` naming the run that holds it."
     try:
-        if fcntl is not None: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         f.seek(0)
         holder = f.read().strip() or "a process that has not written its name yet"
@@ -281,6 +325,7 @@ def _lock_or_say_who(f, path: Path):
     except OSError as e: # a file system without locks (some network mounts): say so, and go on
         print(f"warning: cannot lock {path} ({e.strerror}); nothing stops a second run in this folder", flush=True)
 
+# %% ../nbs/07_checkpoint.ipynb #052653ae
 @patch_to(RunLock)
 def acquire(self) -> RunLock:
     "Take the folder, or raise `RunDirError` naming the run that holds it."
@@ -293,16 +338,19 @@ def acquire(self) -> RunLock:
     self._file = f
     return self
 
+# %% ../nbs/07_checkpoint.ipynb #ae3f1195
 @patch_to(RunLock)
 def release(self):
     "Let the folder go (closing the file releases the lock; the file stays, so no other run can lock a stale copy)."
-    if self._file is not None: self._file.close(); self._file = None
+    if self._file is not None:
+        self._file.close(); self._file = None
 
 # %% ../nbs/07_checkpoint.ipynb #a05fba6d
 def run_files(log_dir) -> list[Path]:
     "What a run leaves in `log_dir`: checkpoints, `log.txt`, `loss.png` and temporary files (not the lock)."
     d = Path(log_dir)
-    if not d.is_dir(): return []
+    if not d.is_dir():
+        return []
     ours = lambda p: (p.name.startswith("model_") and ".pt" in p.name or p.name in ("log.txt", "loss.png")
                       or p.name.endswith(".tmp"))
     return sorted(p for p in d.iterdir() if p.is_file() and ours(p))
@@ -310,46 +358,56 @@ def run_files(log_dir) -> list[Path]:
 def remove_run_files(log_dir, verbose: bool = True) -> list[Path]:
     "Delete every file of the previous run in `log_dir` (`overwrite=True`)."
     gone = run_files(log_dir)
-    for p in gone: p.unlink()
-    if verbose and gone: print(f"overwrite: removed {len(gone)} file(s) of the previous run in {str(log_dir)!r}")
+    for p in gone:
+        p.unlink()
+    if verbose and gone:
+        print(f"overwrite: removed {len(gone)} file(s) of the previous run in {str(log_dir)!r}")
     return gone
-
-def _describe_run(log_dir) -> str | None:
-    "What makes `log_dir` hold a run (checkpoints, a non-empty log.txt), or None."
-    ckpts = sorted(Path(log_dir).glob("model_*.pt"))
-    log = Path(log_dir) / "log.txt"
-    records = len(log.read_text().splitlines()) if log.is_file() else 0
-    what = [f"{len(ckpts)} checkpoint(s) up to {ckpts[-1].name}"] if ckpts else []
-    if records: what.append(f"log.txt with {records} records")
-    return ", ".join(what) or None
 
 # %% ../nbs/07_checkpoint.ipynb #4564791a
 def _trim_log(log_file: Path, last_step: int):
     "Drop records after `last_step` (written by a run that went on past its last checkpoint)."
-    if not log_file.exists(): return
+    if not log_file.exists():
+        return
     keep = [l for l in log_file.read_text().splitlines()
             if l.split() and l.split()[0].isdigit() and int(l.split()[0]) <= last_step]
     atomic_write(log_file, lambda f: f.write("".join(l + "\n" for l in keep).encode()))
 
+# %% ../nbs/07_checkpoint.ipynb #607755e7
 def open_log(train_cf, start_step: int, master: bool) -> Path | None:
     "The master's `log.txt`: emptied for a new run (after `overwrite`), trimmed for a resumed one; None: no log."
-    if not (train_cf.log_dir and master): return None
+    if not (train_cf.log_dir and master):
+        return None
     log_dir = Path(train_cf.log_dir)
     log_file = log_dir / "log.txt"
     log_dir.mkdir(parents=True, exist_ok=True)
     if start_step > 0:
         _trim_log(log_file, start_step - 1)
     else:
-        if train_cf.overwrite: remove_run_files(log_dir) # nothing of the old run stays behind
+        if train_cf.overwrite:
+            remove_run_files(log_dir) # nothing of the old run stays behind
         log_file.write_text("")
     return log_file
 
+# %% ../nbs/07_checkpoint.ipynb #275ac1b4
 def log_line(log_file, line: str):
     "Append one record (`step stream value`) to `log_file` (None: no log)."
-    if log_file is None: return
-    with open(log_file, "a") as f: f.write(line + "\n")
+    if log_file is None:
+        return
+    with open(log_file, "a") as f:
+        f.write(line + "\n")
 
 # %% ../nbs/07_checkpoint.ipynb #288cf4c3
+def _describe_run(log_dir) -> str | None:
+    "What makes `log_dir` hold a run (checkpoints, a non-empty log.txt), or None."
+    ckpts = sorted(Path(log_dir).glob("model_*.pt"))
+    log = Path(log_dir) / "log.txt"
+    records = len(log.read_text().splitlines()) if log.is_file() else 0
+    what = [f"{len(ckpts)} checkpoint(s) up to {ckpts[-1].name}"] if ckpts else []
+    if records:
+        what.append(f"log.txt with {records} records")
+    return ", ".join(what) or None
+
 def _refuse_held(log_dir: Path, train_cf):
     "A new run (no `resume`) in a folder that holds a run: refused unless `overwrite`."
     held = _describe_run(log_dir)
@@ -358,6 +416,7 @@ def _refuse_held(log_dir: Path, train_cf):
                           f"(resume=True), delete it and start over with --overwrite (overwrite=True), or use "
                           f"another --log-dir (log_dir=)")
 
+# %% ../nbs/07_checkpoint.ipynb #7ff754b4
 def check_log_dir(train_cf, # its `log_dir`, `resume` and `overwrite` say what to check
                   model_config=None, # the model this run trains (checked against a checkpoint)
                   world_size: int = 1, # this run's number of processes
@@ -366,22 +425,26 @@ def check_log_dir(train_cf, # its `log_dir`, `resume` and `overwrite` say what t
                  ) -> Path | None: # the checkpoint to resume from; None: start at step 0
     "Refuse what would mix two runs in `train_cf.log_dir`; pick the checkpoint to resume from and check that it fits."
     log_dir = Path(train_cf.log_dir)
-    if not train_cf.resume: return _refuse_held(log_dir, train_cf)
+    if not train_cf.resume:
+        return _refuse_held(log_dir, train_cf)
     path = latest_good_checkpoint(log_dir, verbose=verbose)
     if path is None and _checkpoints(log_dir):
         raise RunDirError(f"no checkpoint in {str(log_dir)!r} can be loaded (each one's problem is printed above); "
                           f"start over with --overwrite (overwrite=True), or use another --log-dir (log_dir=)")
-    if path is None: return None
+    if path is None:
+        return None
     ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     diffs = resume_mismatches(ckpt, model_config, train_cf, world_size, data_id)
-    if diffs: raise RunDirError(_mismatch_message(path, diffs))
+    if diffs:
+        raise RunDirError(_mismatch_message(path, diffs))
     return path
 
 # %% ../nbs/07_checkpoint.ipynb #93de46c6
 def _verdict(train_cf, model_config, train_loader, ddp_cf) -> tuple:
     "Rank 0's (lock, error, verdict) on the log folder."
     lock, error, verdict = None, None, {"error": None, "resume_from": None}
-    if not ddp_cf.master_process: return lock, error, verdict
+    if not ddp_cf.master_process:
+        return lock, error, verdict
     try:
         lock = RunLock(train_cf.log_dir).acquire()
         path = check_log_dir(train_cf, model_config, ddp_cf.ddp_world_size, data_identity(train_loader))
@@ -390,6 +453,7 @@ def _verdict(train_cf, model_config, train_loader, ddp_cf) -> tuple:
         error, verdict["error"] = e, str(e)
     return lock, error, verdict
 
+# %% ../nbs/07_checkpoint.ipynb #e30a9300
 @contextmanager
 def claim_log_dir(train_cf, model_config=None, train_loader=None, ddp_cf=None):
     "Hold `train_cf.log_dir` for one run; every rank gets rank 0's verdict and yields the checkpoint to resume from."
@@ -401,16 +465,19 @@ def claim_log_dir(train_cf, model_config=None, train_loader=None, ddp_cf=None):
     verdict = broadcast_object(verdict, ddp_cf) # every rank stops here, or none does
     try:
         if verdict["error"] is not None:
-            if error is not None: raise error
+            if error is not None:
+                raise error
             raise RunDirError(verdict["error"])
         yield None if verdict["resume_from"] is None else Path(verdict["resume_from"])
     finally:
-        if lock is not None: lock.release()
+        if lock is not None:
+            lock.release()
 
 # %% ../nbs/07_checkpoint.ipynb #bb864f26
 class NonFiniteLossError(FloatingPointError):
     "Training produced a non-finite loss or gradient norm; nothing of that step was saved."
 
+# %% ../nbs/07_checkpoint.ipynb #7466e66f
 def nonfinite_message(step: int, loss: float, norm: float, train_cf, last_good) -> str:
     "What went wrong at `step`, and what to do: resume from the last good checkpoint, or start again, with a lower LR."
     what = (f"the gradient norm is {norm} (loss {loss})" if math.isfinite(loss)

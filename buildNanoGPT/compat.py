@@ -1,4 +1,4 @@
-"""Where the original package's spellings live: its names for two settings, its `grad_accum_steps` attribute, its `DDPConfig` attributes and its import paths, all kept working in one place
+"""The original package's names, kept working in one place: two settings, `grad_accum_steps`, `DDPConfig`, imports
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/compat.html.md"""
 
@@ -11,19 +11,22 @@ import os
 from dataclasses import dataclass, field
 
 # %% auto #0
-__all__ = ['ALIASES', 'OriginalDDPNames', 'OriginalTrainingNames', 'AccumSteps', 'merge_preset']
+__all__ = ['ALIASES', 'OriginalDDPNames', 'AccumSteps', 'OriginalTrainingNames', 'merge_preset']
 
 # %% ../nbs/11_compat.ipynb #70a23449
 class OriginalDDPNames:
     "The original package's names of `DDPConfig`'s numbers, read-only: `world_size`, `rank`, `local_rank`."
     @property
-    def world_size(self) -> int: return self.ddp_world_size
+    def world_size(self) -> int:
+        return self.ddp_world_size
 
     @property
-    def rank(self) -> int: return self.ddp_rank
+    def rank(self) -> int:
+        return self.ddp_rank
 
     @property
-    def local_rank(self) -> int: return self.ddp_local_rank
+    def local_rank(self) -> int:
+        return self.ddp_local_rank
 
 # %% ../nbs/11_compat.ipynb #b252fff6
 ALIASES = {"val_check_steps": "val_interval", "checkpoint_steps": "checkpoint_interval"} # original name: ours
@@ -31,6 +34,17 @@ ALIASES = {"val_check_steps": "val_interval", "checkpoint_steps": "checkpoint_in
 def _alias_field(ours: str):
     "A keyword-only setting that stands for `ours` (after the lesson's fields in `__init__`, never shown or compared)."
     return field(default=None, repr=False, compare=False, kw_only=True, metadata={"alias_of": ours})
+
+# %% ../nbs/11_compat.ipynb #46951b8b
+class AccumSteps(int):
+    "An int that can be called for another world size: `train_cf.grad_accum_steps(8)`."
+    def __new__(cls, n: int, train_cf):
+        self = super().__new__(cls, n)
+        self._cf = train_cf
+        return self
+
+    def __call__(self, world=None) -> int: # a world size or a `DDPConfig`; default 1
+        return self._cf.accum_steps(world)
 
 # %% ../nbs/11_compat.ipynb #01f22bb9
 @dataclass
@@ -43,7 +57,8 @@ class OriginalTrainingNames:
         "Move a setting given in its original spelling into our field."
         for alias, name in ALIASES.items():
             value = getattr(self, alias)
-            if value is None: continue
+            if value is None:
+                continue
             default = self.__dataclass_fields__[name].default
             if getattr(self, name) not in (value, default):
                 raise ValueError(f"TrainingConfig: {alias}={value!r} and {name}={getattr(self, name)!r} are one "
@@ -54,20 +69,11 @@ class OriginalTrainingNames:
     @property
     def grad_accum_steps(self) -> int:
         "Micro-steps per optimizer step for this process's `WORLD_SIZE`; call it for another: `grad_accum_steps(8)`."
-        try: world = int(os.environ.get("WORLD_SIZE", 1))
-        except ValueError: world = 1
+        try:
+            world = int(os.environ.get("WORLD_SIZE", 1))
+        except ValueError:
+            world = 1
         return AccumSteps(self.accum_steps(world), self)
-
-# %% ../nbs/11_compat.ipynb #46951b8b
-class AccumSteps(int):
-    "An int that can be called for another world size: `train_cf.grad_accum_steps(8)`."
-    def __new__(cls, n: int, train_cf):
-        self = super().__new__(cls, n)
-        self._cf = train_cf
-        return self
-
-    def __call__(self, world=None) -> int: # a world size or a `DDPConfig`; default 1
-        return self._cf.accum_steps(world)
 
 # %% ../nbs/11_compat.ipynb #92695e13
 def merge_preset(preset: dict, # a preset's settings

@@ -1,4 +1,4 @@
-"""Where a process trains and who it is under torchrun: the device, the process group, the collectives the loop uses, and `wrap_model`, the one place a model is wrapped for data parallelism
+"""Where a process trains and who it is under torchrun: its device, the process group, collectives, `wrap_model`
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/dist.html.md"""
 
@@ -20,8 +20,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from .compat import OriginalDDPNames
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'DDPConfig', 'end_torchrun_worker', 'distributed', 'all_reduce_mean', 'all_reduce_sum', 'any_rank',
-           'every_rank', 'gather_object', 'broadcast_object', 'once_per_machine', 'wrap_model', 'raw_model',
+__all__ = ['STRATEGIES', 'DDPConfig', 'end_torchrun_worker', 'distributed', 'any_rank', 'every_rank', 'all_reduce_mean',
+           'all_reduce_sum', 'gather_object', 'broadcast_object', 'once_per_machine', 'wrap_model', 'raw_model',
            'is_wrapped', 'gradient_sync']
 
 # %% ../nbs/06_dist.ipynb #fe307e0e
@@ -34,7 +34,8 @@ def _device_count() -> int:
 # %% ../nbs/06_dist.ipynb #d7f40499
 def _check_gpu(requested: str, dev, local_rank: int, ddp: bool, device_count: int) -> str:
     "The CUDA device this process uses: `cuda` under torchrun is `cuda:LOCAL_RANK`; no two ranks share a GPU."
-    if ddp and dev.index is None: dev = torch.device("cuda", local_rank)
+    if ddp and dev.index is None:
+        dev = torch.device("cuda", local_rank)
     elif ddp and dev.index != local_rank:
         raise ValueError(f"--device {requested} under torchrun with LOCAL_RANK={local_rank}: every rank would share "
                          f"GPU {dev.index}; pass --device cuda (device='cuda'), which gives each rank cuda:LOCAL_RANK")
@@ -51,7 +52,8 @@ def _resolve_device(requested: str | None, # what the user asked for ('cpu', 'cu
                     cuda_available: bool = False, device_count: int = 0, mps_available: bool = False) -> str:
     "The device of this process, from the request and the machine's facts (passed in, so every branch is testable)."
     if requested is None:
-        if not ddp: return "cuda" if cuda_available else "mps" if mps_available else "cpu"
+        if not ddp:
+            return "cuda" if cuda_available else "mps" if mps_available else "cpu"
         requested = "cuda" if cuda_available else "cpu" # torchrun: one GPU per process, else the CPU (gloo)
     try:
         dev = torch.device(requested)
@@ -60,7 +62,8 @@ def _resolve_device(requested: str | None, # what the user asked for ('cpu', 'cu
                          "use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
     if dev.type == "mps" and not mps_available:
         raise ValueError(f"device {requested!r} was requested but MPS is not available here; pass device='cpu'")
-    if dev.type != "cuda": return requested
+    if dev.type != "cuda":
+        return requested
     if not cuda_available:
         raise ValueError(f"device {requested!r} was requested but CUDA is not available here; pass device='cpu'")
     return _check_gpu(requested, dev, local_rank, ddp, device_count)
@@ -68,7 +71,8 @@ def _resolve_device(requested: str | None, # what the user asked for ('cpu', 'cu
 # %% ../nbs/06_dist.ipynb #2ee38816
 def _ranks(env) -> tuple[bool, int, int, int]:
     "(under torchrun, rank, local rank, world size) from torchrun's environment variables."
-    if int(env.get("RANK", -1)) == -1: return False, 0, 0, 1 # plain python: one process
+    if int(env.get("RANK", -1)) == -1:
+        return False, 0, 0, 1 # plain python: one process
     try:
         return (True, *(int(env[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")))
     except KeyError as e:
@@ -98,9 +102,12 @@ class DDPConfig(OriginalDDPNames):
                                       _device_count(), _mps_available())
         self.device_type = torch.device(self.device).type
         self.master_process = self.ddp_rank == 0 # rank 0 logs, prints and writes checkpoints
-        if self.backend is None: self.backend = "nccl" if self.device_type == "cuda" else "gloo"
-        if self.ddp and self.join: self.join_process_group()
-        if self.master_process and self.verbose: print(f"using device: {self.device}")
+        if self.backend is None:
+            self.backend = "nccl" if self.device_type == "cuda" else "gloo"
+        if self.ddp and self.join:
+            self.join_process_group()
+        if self.master_process and self.verbose:
+            print(f"using device: {self.device}")
 
     @classmethod
     def local(cls, device: str = "cpu"):
@@ -111,28 +118,33 @@ class DDPConfig(OriginalDDPNames):
 @patch_to(DDPConfig)
 def join_process_group(self):
     "Set this rank's GPU and join torchrun's process group (once)."
-    if self.device_type == "cuda": torch.cuda.set_device(self.device)
-    if not tdist.is_initialized(): tdist.init_process_group(backend=self.backend)
+    if self.device_type == "cuda":
+        torch.cuda.set_device(self.device)
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend=self.backend)
 
+# %% ../nbs/06_dist.ipynb #2ba3a506
 @patch_to(DDPConfig)
 def destroy(self, wait: bool | None = None): # wait for every rank first; default: unless an exception is on its way
     "Leave the process group (call once at the end of a torchrun script)."
-    if not (self.ddp and tdist.is_initialized()): return
-    # An early leaver is what aborts: gloo's threads outlive destroy_process_group (DDP keeps the group alive) and
-    # one still finishing its last collective while the interpreter shuts down kills the process. On an error we do
-    # not wait: the other ranks may be stuck in a collective, and torchrun stops them once this rank has exited.
-    if (wait if wait is not None else sys.exc_info()[0] is None): tdist.barrier()
+    if not (self.ddp and tdist.is_initialized()):
+        return
+    if (wait if wait is not None else sys.exc_info()[0] is None): # an early leaver aborts the others' teardown
+        tdist.barrier()
     tdist.destroy_process_group()
 
+# %% ../nbs/06_dist.ipynb #3fd21802
 @patch_to(DDPConfig)
 def barrier(self):
     "Wait for every rank (no-op in a single process)."
-    if self.ddp and tdist.is_initialized(): tdist.barrier()
+    if self.ddp and tdist.is_initialized():
+        tdist.barrier()
 
 # %% ../nbs/06_dist.ipynb #7c57ecb1
 def end_torchrun_worker(code: int = 0):
     "Under torchrun, end this finished worker now (skipping only the interpreter's teardown); no-op otherwise."
-    if int(os.environ.get("RANK", -1)) == -1: return
+    if int(os.environ.get("RANK", -1)) == -1:
+        return
     sys.stdout.flush(); sys.stderr.flush()
     os._exit(code)
 
@@ -141,6 +153,20 @@ def distributed(ddp_cf) -> bool:
     "True when `ddp_cf` is a rank of a started torchrun process group (None: one process)."
     return ddp_cf is not None and ddp_cf.ddp and tdist.is_initialized()
 
+# %% ../nbs/06_dist.ipynb #46f2f130
+def any_rank(flag: bool, ddp_cf) -> bool:
+    "True on every rank when `flag` is true on any rank (a stop request: all ranks stop at the same step)."
+    if not distributed(ddp_cf):
+        return bool(flag)
+    t = torch.tensor(float(flag), device=ddp_cf.device)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item())
+
+def every_rank(flag: bool, ddp_cf) -> bool:
+    "True on every rank when `flag` is true on every rank (a file that each machine must have)."
+    return not any_rank(not flag, ddp_cf)
+
+# %% ../nbs/06_dist.ipynb #bb3d0f3c
 def all_reduce_mean(t: torch.Tensor, ddp_cf) -> torch.Tensor:
     "Average `t` in place over all ranks (SUM then divide: gloo has no AVG)."
     if distributed(ddp_cf):
@@ -150,42 +176,36 @@ def all_reduce_mean(t: torch.Tensor, ddp_cf) -> torch.Tensor:
 
 def all_reduce_sum(t: torch.Tensor, ddp_cf) -> torch.Tensor:
     "Sum `t` in place over all ranks."
-    if distributed(ddp_cf): tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
+    if distributed(ddp_cf):
+        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
     return t
-
-# %% ../nbs/06_dist.ipynb #46f2f130
-def any_rank(flag: bool, ddp_cf) -> bool:
-    "True on every rank when `flag` is true on any rank (a stop request: all ranks stop at the same step)."
-    if not distributed(ddp_cf): return bool(flag)
-    t = torch.tensor(float(flag), device=ddp_cf.device)
-    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-    return bool(t.item())
-
-def every_rank(flag: bool, ddp_cf) -> bool:
-    "True on every rank when `flag` is true on every rank (a file that each machine must have)."
-    return not any_rank(not flag, ddp_cf)
 
 # %% ../nbs/06_dist.ipynb #544a281c
 def gather_object(obj, ddp_cf) -> list:
     "`obj` from every rank, in rank order."
-    if not distributed(ddp_cf): return [obj]
+    if not distributed(ddp_cf):
+        return [obj]
     out = [None] * ddp_cf.ddp_world_size
     tdist.all_gather_object(out, obj)
     return out
 
 def broadcast_object(obj, ddp_cf, src: int = 0):
     "Rank `src`'s `obj` on every rank (pickled: tensors come back on the device they were on)."
-    if not distributed(ddp_cf): return obj
+    if not distributed(ddp_cf):
+        return obj
     box = [obj if ddp_cf.ddp_rank == src else None]
     # nccl moves the bytes through this rank's GPU, gloo through the CPU
     gpu = torch.device(ddp_cf.device) if ddp_cf.device_type == "cuda" else None
     tdist.broadcast_object_list(box, src=src, device=gpu)
     return box[0]
 
+# %% ../nbs/06_dist.ipynb #806b2fa6
 def once_per_machine(fn, ddp_cf):
     "Run `fn()` on each machine's first process (machines need not share a disk), then wait for every rank."
-    if ddp_cf is None or ddp_cf.ddp_local_rank == 0: fn()
-    if ddp_cf is not None: ddp_cf.barrier()
+    if ddp_cf is None or ddp_cf.ddp_local_rank == 0:
+        fn()
+    if ddp_cf is not None:
+        ddp_cf.barrier()
 
 # %% ../nbs/06_dist.ipynb #966b0958
 STRATEGIES = ("ddp",) # how `wrap_model` spreads a model over the ranks
@@ -195,26 +215,34 @@ def wrap_model(model: torch.nn.Module, # the plain model, already on `ddp_cf.dev
                strategy: str = "ddp", # "ddp": a full copy per rank, gradients all-reduced
               ) -> torch.nn.Module:
     "`model` ready for data-parallel training under torchrun; unchanged in a single process."
-    if strategy not in STRATEGIES: raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
-    if not ddp_cf.ddp: return model
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if not ddp_cf.ddp:
+        return model
     dev = torch.device(ddp_cf.device)
-    if dev.type != "cuda": return DDP(model) # gloo on the CPU: no device ids
+    if dev.type != "cuda":
+        return DDP(model) # gloo on the CPU: no device ids
     return DDP(model, device_ids=[dev.index if dev.index is not None else torch.cuda.current_device()])
+
+# %% ../nbs/06_dist.ipynb #45370612
+def raw_model(model) -> torch.nn.Module:
+    "The plain module inside DDP and/or `torch.compile` wrappers (what to evaluate, sample from and save)."
+    while True:
+        if isinstance(model, DDP):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
 
 # %% ../nbs/06_dist.ipynb #4c71d261
 def _ddp_of(model) -> DDP | None:
     "The DDP wrapper in a chain of wrappers, or None."
     while not isinstance(model, DDP):
-        if not hasattr(model, "_orig_mod"): return None
+        if not hasattr(model, "_orig_mod"):
+            return None
         model = model._orig_mod
     return model
-
-def raw_model(model) -> torch.nn.Module:
-    "The plain module inside DDP and/or `torch.compile` wrappers (what to evaluate, sample from and save)."
-    while True:
-        if isinstance(model, DDP): model = model.module
-        elif hasattr(model, "_orig_mod"): model = model._orig_mod
-        else: return model
 
 def is_wrapped(model) -> bool:
     "Whether gradients of `model` are averaged across ranks (it was wrapped by `wrap_model`)."

@@ -1,4 +1,4 @@
-"""How a run is measured while it trains: the validation loss and HellaSwag (the file, rendering an example, batched scoring), behind one small protocol that a new eval joins with one function
+"""How a run is measured while it trains: validation loss and HellaSwag, behind one small protocol for every eval
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/evals.html.md"""
 
@@ -22,7 +22,7 @@ from .model import eval_mode
 
 # %% auto #0
 __all__ = ['evaluate_loss', 'hellaswag_file', 'iterate_examples', 'render_example', 'predict_endings', 'get_most_likely_row',
-           'hellaswag_batch_predictions', 'evaluate_hellaswag', 'EvalContext', 'Eval', 'val_loss_eval',
+           'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text', 'EvalContext', 'Eval', 'val_loss_eval',
            'hellaswag_eval', 'default_evals']
 
 # %% ../nbs/08_evals.ipynb #1775ae6e
@@ -31,6 +31,7 @@ def _bar(iterable=None, total=None, desc=None, progress: bool = False, **kw):
     return tqdm(iterable, total=total, desc=desc, disable=not progress, leave=False, file=sys.stderr,
                 dynamic_ncols=True, **kw)
 
+# %% ../nbs/08_evals.ipynb #d4b92ffd
 @torch.no_grad()
 def evaluate_loss(model, val_loader, ddp_cf,
                   steps: int = 20, # batches averaged (`val_loss_steps`)
@@ -58,7 +59,8 @@ def hellaswag_file(data_dir, split: str = "val") -> Path:
 def _check_example(example, where: str = "HellaSwag example"):
     for k in ("ctx", "label", "endings"):
         if k not in example:
-            raise ValueError(f"{where} is missing key {k!r} (has: {sorted(example)}); each line needs ctx, label, endings")
+            raise ValueError(f"{where} is missing key {k!r} (has: {sorted(example)}); "
+                             "each line needs ctx, label, endings")
     if not (isinstance(example["endings"], list) and len(example["endings"]) == 4):
         raise ValueError(f"{where}: 'endings' must be a list of 4 strings, got {example['endings']!r}")
     if example["label"] not in range(4):
@@ -69,7 +71,8 @@ def iterate_examples(split: str, # 'train', 'val' or 'test'
                      data_dir="hellaswag", # the folder of `hellaswag_{split}.jsonl`
                     ):
     "Yield the HellaSwag examples (dicts) of `split` from `data_dir/hellaswag_{split}.jsonl`."
-    if split not in HELLASWAG_URLS: raise ValueError(f"split must be one of {list(HELLASWAG_URLS)}, got {split!r}")
+    if split not in HELLASWAG_URLS:
+        raise ValueError(f"split must be one of {list(HELLASWAG_URLS)}, got {split!r}")
     path = hellaswag_file(data_dir, split)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; download it with hellaswag_val_prep(data_dir={str(data_dir)!r})")
@@ -106,6 +109,7 @@ def predict_endings(losses, # (K,) cross-entropy at the positions `sel` marks, i
     loss_sum = torch.zeros(sel.size(0), device=losses.device, dtype=losses.dtype).index_add_(0, rows, losses)
     return (loss_sum / sel.sum(1).clamp(min=1)).view(-1, 4).argmin(1)
 
+# %% ../nbs/08_evals.ipynb #e78eb445
 def get_most_likely_row(tokens, # (4, L) context + ending ids, as `render_example` makes them
                         mask, # (4, L) 1 over each ending's tokens
                         logits, # (4, L, V) the model's logits for `tokens`
@@ -150,7 +154,8 @@ def _scored_examples(model, examples, ddp_cf, batch: int, enc, autocast: bool) -
     correct = total = 0
     chunk = []
     for ex in [*examples, None]: # None: flush the last batch
-        if ex is not None: chunk.append(ex)
+        if ex is not None:
+            chunk.append(ex)
         if chunk and (ex is None or len(chunk) == batch):
             preds, labels = hellaswag_batch_predictions(model, chunk, ddp_cf, enc=enc, autocast=autocast)
             correct += sum(int(p == l) for p, l in zip(preds, labels)); total += len(chunk); chunk = []
@@ -161,11 +166,14 @@ def _my_examples(data_dir, ddp_cf, max_examples, progress: bool):
     "This rank's share of the first `max_examples` validation examples: every `world_size`-th one."
     bar = _bar(total=max_examples or 10042, desc="HellaSwag", unit="ex", progress=progress) # 10,042: the val split
     for i, ex in enumerate(iterate_examples("val", data_dir=data_dir)):
-        if max_examples is not None and i >= max_examples: break
+        if max_examples is not None and i >= max_examples:
+            break
         bar.update(1)
-        if i % ddp_cf.ddp_world_size == ddp_cf.ddp_rank: yield ex
+        if i % ddp_cf.ddp_world_size == ddp_cf.ddp_rank:
+            yield ex
     bar.close()
 
+# %% ../nbs/08_evals.ipynb #8b0cff1c
 def evaluate_hellaswag(model, ddp_cf,
                        data_dir="hellaswag", # the folder holding hellaswag_val.jsonl
                        batch_examples: int = 16, # examples per forward (4 rows each)
@@ -178,13 +186,42 @@ def evaluate_hellaswag(model, ddp_cf,
     everywhere = every_rank(here, ddp_cf) # machines need not share a disk: all ranks must agree
     if here and not everywhere and ddp_cf.master_process:
         print(f"HellaSwag: {hellaswag_file(data_dir)} is missing on another machine, so no rank evaluates it")
-    if not everywhere: return None
+    if not everywhere:
+        return None
     m = raw_model(model)
     with eval_mode(m):
         mine = _my_examples(data_dir, ddp_cf, max_examples, progress)
         correct, total = _scored_examples(m, mine, ddp_cf, batch_examples, enc, autocast)
     counts = all_reduce_sum(torch.tensor([correct, total], dtype=torch.long, device=ddp_cf.device), ddp_cf)
     return int(counts[0]), int(counts[1])
+
+# %% ../nbs/08_evals.ipynb #9c9e2fab
+def generate_text(model, enc=None, ddp_cf=None, # the tokenizer (None: GPT-2's); the process (None: the model's device)
+                  prompt: str = "Hello, I'm a language model,", # the lecture's prompt
+                  num_return_sequences: int = 4, # samples, generated as one batch
+                  max_length: int = 32, # tokens per sample, the prompt included
+                  top_k: int | None = 50, # sample among the k most likely tokens; None: all
+                  seed: int = 42, # each rank uses `seed + rank`
+                  verbose: bool = True) -> list[str]: # print `rank R sample i: ...`
+    "Sample `num_return_sequences` continuations of `prompt` up to `max_length` tokens; prints `rank R sample i: ...`."
+    enc, m = enc if enc is not None else get_tokenizer(), raw_model(model)
+    device = ddp_cf.device if ddp_cf is not None else next(m.parameters()).device
+    rank = ddp_cf.ddp_rank if ddp_cf is not None else 0
+    ids = enc.encode(prompt)
+    if not ids:
+        raise ValueError("prompt is empty: pass at least one token of text")
+    if max_length < len(ids):
+        raise ValueError(f"max_length={max_length} is shorter than the prompt ({len(ids)} tokens); "
+                         "pass a larger max_length")
+    x = torch.tensor(ids, dtype=torch.long, device=device).unsqueeze(0).repeat(num_return_sequences, 1)
+    gen = torch.Generator(device=device).manual_seed(seed + rank)
+    with eval_mode(m):
+        out = m.generate(x, max_new_tokens=max_length - len(ids), top_k=top_k, generator=gen)
+    texts = [enc.decode([t for t in row if t < enc.n_vocab]) for row in out.tolist()] # padded-vocab ids have no text
+    if verbose:
+        for i, text in enumerate(texts):
+            print(f"rank {rank} sample {i}: {text}")
+    return texts
 
 # %% ../nbs/08_evals.ipynb #3a96e822
 @dataclass
@@ -198,6 +235,7 @@ class EvalContext:
     progress: bool = False    # tqdm bars on stderr
     said: set = field(default_factory=set) # one-time messages already printed
 
+# %% ../nbs/08_evals.ipynb #33cd20aa
 @dataclass
 class Eval:
     "An eval of a run: `fn(model, ctx) -> {stream: value} | None`, every `interval` steps and at the last (0: never)."
@@ -207,11 +245,14 @@ class Eval:
 # %% ../nbs/08_evals.ipynb #dee657f3
 def val_loss_eval(model, ctx: EvalContext) -> dict | None:
     "The validation loss (stream `val`), printed as the lecture prints it."
-    if ctx.val_loader is None: return None
+    if ctx.val_loader is None:
+        return None
     loss = evaluate_loss(model, ctx.val_loader, ctx.ddp_cf, ctx.train_cf.val_loss_steps, ctx.autocast, ctx.progress)
-    if ctx.ddp_cf.master_process: print(f"validation loss: {loss:.4f}")
+    if ctx.ddp_cf.master_process:
+        print(f"validation loss: {loss:.4f}")
     return {"val": loss}
 
+# %% ../nbs/08_evals.ipynb #0f4b9e0c
 def hellaswag_eval(model, ctx: EvalContext) -> dict | None:
     "HellaSwag acc_norm (stream `hella`); a missing file is reported once."
     cf, master = ctx.train_cf, ctx.ddp_cf.master_process
@@ -225,7 +266,8 @@ def hellaswag_eval(model, ctx: EvalContext) -> dict | None:
         return None
     correct, total = result
     acc = correct / max(total, 1)
-    if master: print(f"HellaSwag accuracy: {correct}/{total}={acc:.4f}")
+    if master:
+        print(f"HellaSwag accuracy: {correct}/{total}={acc:.4f}")
     return {"hella": acc}
 
 # %% ../nbs/08_evals.ipynb #48768df2

@@ -1,4 +1,4 @@
-"""The training loop in the lecture's order: one batch, the full loop, making it fast, AdamW and the LR schedule, gradient accumulation, DDP, evaluation and sampling; then the same loop packaged as `train_GPT`
+"""The lecture's training loop, part by part, then packaged as `train_GPT`
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/train.html.md"""
 
@@ -25,7 +25,7 @@ from .checkpoint import (GracefulStop, NonFiniteLossError, checkpoint_path, clai
                                      nonfinite_message, open_log, restore_run, save_checkpoint)
 from .compat import OriginalTrainingNames, merge_preset
 from .dist import DDPConfig, all_reduce_mean, any_rank, gradient_sync, is_wrapped, raw_model, wrap_model
-from .evals import EvalContext, default_evals
+from .evals import EvalContext, default_evals, generate_text
 from .model import GPT, GPTConfig, eval_mode
 from .modern import OPTIONS, ModernConfig, build_model, muon_adamw, recipe_kw
 from .viz import live_plot_for
@@ -34,8 +34,8 @@ from fastcore.basics import patch_to
 # %% auto #0
 __all__ = ['SPEEDUPS', 'PRESETS', 'use_autocast', 'attention_written_out', 'time_train_step', 'speedup_ladder', 'TrainingConfig',
            'get_lr', 'build_optimizer', 'set_random_seed', 'TrainRun', 'optimization_step', 'create_model', 'log_evals',
-           'generate_text', 'fmt_duration', 'eta_seconds', 'step_line', 'log_train_step', 'checkpoint_if_due',
-           'check_train_inputs', 'show_progress', 'setup_run', 'finish_run', 'train_GPT']
+           'fmt_duration', 'eta_seconds', 'step_line', 'log_train_step', 'checkpoint_if_due', 'check_train_inputs',
+           'show_progress', 'setup_run', 'finish_run', 'train_GPT']
 
 # %% ../nbs/02_train.ipynb #1fba4e94
 def use_autocast(train_cf, ddp_cf) -> bool:
@@ -46,7 +46,8 @@ def use_autocast(train_cf, ddp_cf) -> bool:
 # %% ../nbs/02_train.ipynb #7cee11cf
 def attention_written_out(q, k, v, is_causal: bool = True, **kw): # q, k, v: (B, nh, T, hs)
     "Causal attention as the lecture first writes it: the (T, T) scores, the mask, the softmax."
-    if not is_causal: raise ValueError("attention_written_out is the training path: causal attention only")
+    if not is_causal:
+        raise ValueError("attention_written_out is the training path: causal attention only")
     T = q.size(-2)
     att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1))) # (B, nh, T, T)
     att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=q.device).tril(), float("-inf"))
@@ -66,9 +67,12 @@ def time_train_step(model, x, y, optimizer, # the model trains on the one batch 
             _, loss = model(x, y)
         loss.backward()
         optimizer.step()
-        if dev == "cuda": torch.cuda.synchronize()
-        if i >= warmup: times.append(time.perf_counter() - t0)
-        if first is None: first = loss.item()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+        if first is None:
+            first = loss.item()
     return 1000 * sorted(times)[len(times) // 2], first
 
 # %% ../nbs/02_train.ipynb #02da4d6e
@@ -93,7 +97,8 @@ def speedup_ladder(device: str = "cuda", # where to measure
         step_model = torch.compile(model, backend=compile_backend) if on("torch.compile") else model
         attention = (nullcontext() if on("flash attention") else
                      mock.patch.object(F, "scaled_dot_product_attention", attention_written_out))
-        with attention: ms, loss = time_train_step(step_model, x, y, opt, on("bf16"), steps, warmup)
+        with attention:
+            ms, loss = time_train_step(step_model, x, y, opt, on("bf16"), steps, warmup)
         rows.append(dict(speedup=name, ms=ms, tokens_per_sec=B * T / ms * 1000, loss=loss))
     torch.set_float32_matmul_precision(prec)
     return rows
@@ -151,22 +156,29 @@ def _check_model_kw(kw) -> dict:
         raise ValueError(f"TrainingConfig.model_kw must be a dict of ModernConfig options {list(OPTIONS)}, got {kw!r}")
     return dict(kw)
 
+# %% ../nbs/02_train.ipynb #b42f69dc
 @patch_to(TrainingConfig)
 def _check(self):
     "Refuse a setting out of range, in one line that names it."
-    for k in _COUNTS: data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k))
-    for k in _INTERVALS: data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k), minimum=0)
-    if not self.max_lr > 0: raise ValueError(f"TrainingConfig.max_lr must be > 0, got {self.max_lr!r}")
-    if self.min_lr is None: self.min_lr = 0.1 * self.max_lr
+    for k in _COUNTS:
+        data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k))
+    for k in _INTERVALS:
+        data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k), minimum=0)
+    if not self.max_lr > 0:
+        raise ValueError(f"TrainingConfig.max_lr must be > 0, got {self.max_lr!r}")
+    if self.min_lr is None:
+        self.min_lr = 0.1 * self.max_lr
     if not 0 <= self.min_lr <= self.max_lr:
         raise ValueError(f"TrainingConfig.min_lr must be in [0, max_lr={self.max_lr}], got {self.min_lr!r}")
     if self.resume and self.overwrite:
         raise ValueError("TrainingConfig: resume=True and overwrite=True contradict each other; pass one of them")
     if self.optimizer not in ("adamw", "muon"):
         raise ValueError(f"TrainingConfig.optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
-    if not self.muon_lr > 0: raise ValueError(f"TrainingConfig.muon_lr must be > 0, got {self.muon_lr!r}")
+    if not self.muon_lr > 0:
+        raise ValueError(f"TrainingConfig.muon_lr must be > 0, got {self.muon_lr!r}")
     self.model_kw = _check_model_kw(self.model_kw)
-    if self.log_dir is not None: self.log_dir = str(self.log_dir)
+    if self.log_dir is not None:
+        self.log_dir = str(self.log_dir)
     self.data_dir, self.hellaswag_dir = str(self.data_dir), str(self.hellaswag_dir)
 
 # %% ../nbs/02_train.ipynb #c4bd4385
@@ -182,6 +194,7 @@ def accum_steps(self, world=None) -> int: # a world size, or a `DDPConfig`; defa
                          f"{lo + per_step}) or change B/T")
     return self.total_batch_size // per_step
 
+# %% ../nbs/02_train.ipynb #e114caf2
 @patch_to(TrainingConfig)
 def gpt_config(self, **kw) -> GPTConfig:
     "The config of the model this trains: the `model_name` preset with `vocab_size` (a `ModernConfig` with `model_kw`)."
@@ -197,6 +210,7 @@ def gpt2_124m(cls, **kw):
                                    sample_interval=250, checkpoint_interval=5000, compile=True,
                                    data_dir="edu_fineweb10B", model_name="gpt2_124m", vocab_size=50304), kw))
 
+# %% ../nbs/02_train.ipynb #4238f57c
 @patch_to(TrainingConfig, cls_method=True)
 def cpu_default(cls, **kw):
     "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_narrow()` reads 563k tokens of the bundled plays."
@@ -208,28 +222,33 @@ def cpu_default(cls, **kw):
                                    data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), kw))
 
 # %% ../nbs/02_train.ipynb #4bb0b6bb
-PRESETS = {"gpt2_124m": "gpt2_124m", "124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu_default": "cpu_default",
-           "cpu": "cpu_default"} # training presets by name
-
 @patch_to(TrainingConfig, cls_method=True)
 def modern(cls, preset: str = "cpu_default", **kw):
     "`preset` with the modern recipe of nbs/05_beyond (`modern.RECIPES`): its model options, Muon and learning rates."
     return cls.from_name(preset, **{**recipe_kw("modern", preset), **kw})
 
+# %% ../nbs/02_train.ipynb #a6752223
+PRESETS = {"gpt2_124m": "gpt2_124m", "124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu_default": "cpu_default",
+           "cpu": "cpu_default"} # training presets by name
+
 @patch_to(TrainingConfig, cls_method=True)
 def from_name(cls, name: str, **kw):
     "A preset by name: 'gpt2_124m' (or '124M'), 'cpu_default' (or 'cpu'), or 'modern' (cpu_default, modern recipe)."
     key = str(name).strip().lower().replace("-", "_")
-    if key == "modern": return cls.modern(**kw)
-    if key not in PRESETS: raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(PRESETS) + ['modern']}")
+    if key == "modern":
+        return cls.modern(**kw)
+    if key not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(PRESETS) + ['modern']}")
     return getattr(cls, PRESETS[key])(**kw)
 
 # %% ../nbs/02_train.ipynb #7fe17d06
 def get_lr(step: int, train_cf: TrainingConfig) -> float:
     "Learning rate at `step`: linear warm-up to `max_lr`, cosine decay to `min_lr` at `max_steps`, then `min_lr`."
     max_lr, min_lr, warmup, max_steps = train_cf.max_lr, train_cf.min_lr, train_cf.warmup_steps, train_cf.max_steps
-    if step < warmup: return max_lr * (step + 1) / warmup
-    if step > max_steps: return min_lr
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    if step > max_steps:
+        return min_lr
     decay_ratio = (step - warmup) / max(1, max_steps - warmup) # 0 -> 1 over the decay
     coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))    # 1 -> 0
     return min_lr + coeff * (max_lr - min_lr)
@@ -256,12 +275,13 @@ def set_random_seed(seed: int = 1337):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
 
 # %% ../nbs/02_train.ipynb #dd1170ac
 @dataclass
 class TrainRun:
-    "What the loop carries from step to step: the model (as given and as stepped), optimizer, data, configs, log, summary."
+    "What the loop carries from step to step: the model, optimizer, data, configs, log and summary."
     model: torch.nn.Module          # as given (DDP-wrapped under torchrun): evaluated and saved through `raw_model`
     train_model: torch.nn.Module    # what the optimization step runs: `model`, compiled when `train_cf.compile`
     optimizer: torch.optim.Optimizer
@@ -281,13 +301,15 @@ class TrainRun:
     timed: tuple = (0, 0.0)         # tokens and seconds of the timed steps (not the first: warm-up, compilation)
 
     @property
-    def raw(self) -> GPT: return raw_model(self.model)
+    def raw(self) -> GPT:
+        return raw_model(self.model)
     @property
-    def log_dir(self) -> Path | None: return Path(self.train_cf.log_dir) if self.train_cf.log_dir else None
+    def log_dir(self) -> Path | None:
+        return Path(self.train_cf.log_dir) if self.train_cf.log_dir else None
 
 # %% ../nbs/02_train.ipynb #f6c0e5b7
 def optimization_step(run: TrainRun, step: int, # the step sets the learning rate (`get_lr`)
-                     ) -> tuple[float, float, float, float]: # the loss, the gradient norm (before clipping), lr, seconds
+                     ) -> tuple[float, float, float, float]: # loss, gradient norm (before clipping), lr, seconds
     "One optimizer step: `grad_accum_steps` micro-batches, loss all-reduced, gradients clipped, LR from the schedule."
     device, n = run.ddp_cf.device, run.grad_accum_steps
     run.model.train()
@@ -306,21 +328,25 @@ def optimization_step(run: TrainRun, step: int, # the step sets the learning rat
     all_reduce_mean(loss_accum, run.ddp_cf)
     norm = torch.nn.utils.clip_grad_norm_(run.raw.parameters(), run.train_cf.grad_clip)
     lr = get_lr(step, run.train_cf)
-    for group in run.optimizer.param_groups: group["lr"] = lr * group.get("lr_scale", 1.0) # Muon's: muon_lr / max_lr
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0) # Muon's: muon_lr / max_lr
     run.optimizer.step()
-    if run.ddp_cf.device_type == "cuda": torch.cuda.synchronize() # wait for the GPU, so that dt is the step's time
+    if run.ddp_cf.device_type == "cuda":
+        torch.cuda.synchronize() # wait for the GPU, so that dt is the step's time
     return loss_accum.item(), norm.item(), lr, time.perf_counter() - t0
 
 # %% ../nbs/02_train.ipynb #f1a7750f
 def create_model(ddp_cf, # the process's `DDPConfig`: its device, and whether to wrap in DDP
-                 pre_trained: bool = False, # OpenAI's weights (`GPT.from_pretrained(model_type)`) instead of a random init
+                 pre_trained: bool = False, # OpenAI's weights (`GPT.from_pretrained`) instead of a random init
                  config: GPTConfig | None = None, # the model's shape; None: GPT-2 124M with vocabulary 50,304
                  model_type: str = "gpt2", # with `pre_trained`: gpt2, gpt2-medium, ... or a save_pretrained folder
                  compile: bool = False, # wrap in `torch.compile` (after DDP)
                 ) -> torch.nn.Module:
-    "A GPT on `ddp_cf.device` (random init or OpenAI's weights; a `ModernGPT` for options beyond GPT-2), DDP under torchrun."
-    if pre_trained: model = GPT.from_pretrained(model_type, ddp_cf.master_process)
-    else: model = build_model(config if config is not None else GPTConfig(vocab_size=50304))
+    "A GPT on `ddp_cf.device`, random or OpenAI's (a `ModernGPT` with options beyond GPT-2), DDP under torchrun."
+    if pre_trained:
+        model = GPT.from_pretrained(model_type, ddp_cf.master_process)
+    else:
+        model = build_model(config if config is not None else GPTConfig(vocab_size=50304))
     model = wrap_model(model.to(ddp_cf.device), ddp_cf)
     return torch.compile(model) if compile else model # after DDP, as PyTorch recommends
 
@@ -332,35 +358,13 @@ def log_evals(run: TrainRun, step: int, results: dict | None): # an eval's `{str
     for stream, value in (results or {}).items():
         s = run.summary
         s["evals"][stream] = value
-        if stream in _SUMMARY_KEYS: s[_SUMMARY_KEYS[stream]] = value
+        if stream in _SUMMARY_KEYS:
+            s[_SUMMARY_KEYS[stream]] = value
         if stream == "val" and math.isfinite(value) and (s["best_val_loss"] is None or value < s["best_val_loss"]):
             s["best_val_loss"] = value
         log_line(run.log_file, f"{step} {stream} {value:.4f}")
-        if run.live is not None: run.live.add(step, stream, value)
-
-# %% ../nbs/02_train.ipynb #502bf730
-def generate_text(model, enc=None, ddp_cf=None, # the tokenizer (None: GPT-2's); the process (None: the model's device)
-                  prompt: str = "Hello, I'm a language model,", # the lecture's prompt
-                  num_return_sequences: int = 4, # samples, generated as one batch
-                  max_length: int = 32, # tokens per sample, the prompt included
-                  top_k: int | None = 50, # sample among the k most likely tokens; None: all
-                  seed: int = 42, # each rank uses `seed + rank`
-                  verbose: bool = True) -> list[str]: # print `rank R sample i: ...`
-    "Sample `num_return_sequences` continuations of `prompt` up to `max_length` tokens; prints `rank R sample i: ...`."
-    enc, m = enc if enc is not None else data.get_tokenizer(), raw_model(model)
-    device = ddp_cf.device if ddp_cf is not None else next(m.parameters()).device
-    rank = ddp_cf.ddp_rank if ddp_cf is not None else 0
-    ids = enc.encode(prompt)
-    if not ids: raise ValueError("prompt is empty: pass at least one token of text")
-    if max_length < len(ids):
-        raise ValueError(f"max_length={max_length} is shorter than the prompt ({len(ids)} tokens); pass a larger max_length")
-    x = torch.tensor(ids, dtype=torch.long, device=device).unsqueeze(0).repeat(num_return_sequences, 1)
-    gen = torch.Generator(device=device).manual_seed(seed + rank)
-    with eval_mode(m): out = m.generate(x, max_new_tokens=max_length - len(ids), top_k=top_k, generator=gen)
-    texts = [enc.decode([t for t in row if t < enc.n_vocab]) for row in out.tolist()] # padded-vocab ids have no text
-    if verbose:
-        for i, text in enumerate(texts): print(f"rank {rank} sample {i}: {text}")
-    return texts
+        if run.live is not None:
+            run.live.add(step, stream, value)
 
 # %% ../nbs/02_train.ipynb #e12a0002
 def fmt_duration(seconds: float) -> str:
@@ -376,12 +380,14 @@ def eta_seconds(elapsed: float, # seconds since the first step of this run start
     "Time left: the mean time per step so far times the steps left."
     return elapsed / done * (total - done) if done > 0 else None
 
+# %% ../nbs/02_train.ipynb #64859afd
 def step_line(step: int, loss: float, norm: float, lr: float, dt: float, # seconds
               tokens_per_sec: float, mfu: float | None = None, elapsed: float = 0.0, eta: float = 0.0) -> str:
     "The lecture's step line, then MFU (on CUDA) and the time so far and left."
     line = (f"step {step:5d} | loss: {loss:.6f} | lr {lr:.4e} | norm: {norm:.4f} | dt: {dt*1000:.2f}ms | "
             f"tok/sec: {tokens_per_sec:.2f}")
-    if mfu is not None: line += f" | mfu: {100 * mfu:.1f}%"
+    if mfu is not None:
+        line += f" | mfu: {100 * mfu:.1f}%"
     return line + f" | elapsed {fmt_duration(elapsed)} | eta {fmt_duration(eta)}"
 
 # %% ../nbs/02_train.ipynb #bd3486bc
@@ -389,7 +395,8 @@ def _count_step(run: TrainRun, step: int, loss: float, dt: float) -> int:
     "Add the step to the summary; return its tokens."
     cf, s, world = run.train_cf, run.summary, run.ddp_cf.ddp_world_size
     tokens = cf.B * cf.T * run.grad_accum_steps * world
-    if step > run.start_step or cf.max_steps - run.start_step == 1: run.timed = (run.timed[0] + tokens, run.timed[1] + dt)
+    if step > run.start_step or cf.max_steps - run.start_step == 1:
+        run.timed = (run.timed[0] + tokens, run.timed[1] + dt)
     s["steps"] += 1
     s["tokens"] += tokens
     s["elapsed_s"] = time.perf_counter() - run.t0
@@ -397,6 +404,7 @@ def _count_step(run: TrainRun, step: int, loss: float, dt: float) -> int:
     s["min_train_loss"] = loss if s["min_train_loss"] is None else min(s["min_train_loss"], loss)
     return tokens
 
+# %% ../nbs/02_train.ipynb #2f0db2b1
 def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float, dt: float):
     "Print the step line (every `log_interval` steps and the last), log the loss, keep the summary; stop on a nan loss."
     cf, world, tokens = run.train_cf, run.ddp_cf.ddp_world_size, _count_step(run, step, loss, dt)
@@ -405,7 +413,8 @@ def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float
         eta = eta_seconds(run.summary["elapsed_s"], step - run.start_step + 1, cf.max_steps - run.start_step)
         print(step_line(step, loss, norm, lr, dt, tokens / dt, mfu, run.summary["elapsed_s"], eta), flush=True)
     log_line(run.log_file, f"{step} train {loss:.6f}")
-    if run.live is not None and math.isfinite(loss): run.live.add(step, "train", loss); run.live.draw()
+    if run.live is not None and math.isfinite(loss):
+        run.live.add(step, "train", loss); run.live.draw()
     if not (math.isfinite(loss) and math.isfinite(norm)): # the same on every rank: all stop here
         last_good = run.summary["last_checkpoint"] or run.resume_from
         raise NonFiniteLossError(nonfinite_message(step, loss, norm, cf, last_good))
@@ -414,10 +423,11 @@ def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float
 def checkpoint_if_due(run: TrainRun, step: int,
                       stop: bool = False, # the run stops after this step: save it
                      ) -> Path | None: # the checkpoint written, or None
-    "Save a checkpoint every `checkpoint_interval` steps, at the last step and before stopping early (every rank calls it)."
+    "Save a checkpoint every `checkpoint_interval` steps, at the last step and before stopping early (on every rank)."
     cf = run.train_cf
     periodic = bool(cf.checkpoint_interval) and step > 0 and step % cf.checkpoint_interval == 0
-    if run.log_dir is None or not (step == cf.max_steps - 1 or stop or periodic): return None
+    if run.log_dir is None or not (step == cf.max_steps - 1 or stop or periodic):
+        return None
     path = checkpoint_path(run.log_dir, step)
     save_checkpoint(path, run.model, run.optimizer, step=step, train_cf=cf, train_loader=run.train_loader,
                     ddp_cf=run.ddp_cf, val_loss=run.summary["final_val_loss"])
@@ -457,17 +467,21 @@ def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
               live_plot=False, val_loader=None, evals=None) -> TrainRun: # as `train_GPT`'s
     "Everything before the first step: checks, TF32, optimizer, `torch.compile`, resumed state, log file, live plot."
     accum, master = check_train_inputs(model, train_loader, train_cf, ddp_cf), ddp_cf.master_process
-    if master: print(f"total desired batch size: {train_cf.total_batch_size}\n"
+    if master:
+        print(f"total desired batch size: {train_cf.total_batch_size}\n"
                      f"=> calculated gradient accumulation steps: {accum}")
-    if ddp_cf.device_type == "cuda": torch.set_float32_matmul_precision("high") # TF32 for the fp32 matmuls
-    if optimizer is None: optimizer = build_optimizer(model, train_cf, ddp_cf)
+    if ddp_cf.device_type == "cuda":
+        torch.set_float32_matmul_precision("high") # TF32 for the fp32 matmuls
+    if optimizer is None:
+        optimizer = build_optimizer(model, train_cf, ddp_cf)
     train_model = torch.compile(model) if train_cf.compile and not hasattr(model, "_orig_mod") else model
     autocast = use_autocast(train_cf, ddp_cf)
     ctx = EvalContext(ddp_cf, train_cf, enc if enc is not None else data.get_tokenizer(), val_loader, autocast,
                       show_progress(ddp_cf))
     run = TrainRun(model, train_model, optimizer, train_loader, train_cf, ddp_cf, accum, autocast, ctx,
                    default_evals(train_cf) if evals is None else list(evals), resume_from=resume_from)
-    if train_cf.resume: run.start_step = restore_run(train_cf, model, optimizer, train_loader, ddp_cf, resume_from)
+    if train_cf.resume:
+        run.start_step = restore_run(train_cf, model, optimizer, train_loader, ddp_cf, resume_from)
     run.log_file = open_log(train_cf, run.start_step, master)
     run.summary = dict(_SUMMARY, start_step=run.start_step, evals={})
     sz = "124M" if train_cf.model_name == "gpt2_124m" else None # GPT-2's lines only for its size
@@ -476,18 +490,20 @@ def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
     return run
 
 # %% ../nbs/02_train.ipynb #e12b0003
-def _due(step, interval, last_step): return bool(interval) and (step % interval == 0 or last_step)
+def _due(step, interval, last_step):
+    return bool(interval) and (step % interval == 0 or last_step)
 
 def finish_run(run: TrainRun, last_step: int) -> dict:
     "The final live plot; the summary with the last step and the tokens/s of the timed steps."
-    if run.live is not None: run.live.close() # the final curves
+    if run.live is not None:
+        run.live.close() # the final curves
     tokens, secs = run.timed
     run.summary["last_step"] = last_step
     run.summary["tokens_per_sec"] = tokens / secs if secs > 0 else None
     return run.summary
 
 # %% ../nbs/02_train.ipynb #07dff900
-def train_GPT(model, train_loader, val_loader, # the model (`create_model`) and two `DataLoaderLite`s (val: None to skip)
+def train_GPT(model, train_loader, val_loader, # the model (`create_model`), two `DataLoaderLite`s (val: None to skip)
               train_cf, ddp_cf: DDPConfig, # the run's `TrainingConfig`; this process's `DDPConfig`
               optimizer=None, enc=None, # None: `build_optimizer`; GPT-2's tokenizer
               stop_at_step: int | None = None, # stop after this step (checkpoint, return), as Ctrl-C would
@@ -504,7 +520,8 @@ def train_GPT(model, train_loader, val_loader, # the model (`create_model`) and 
                 last_step = step == cf.max_steps - 1
                 # once in a while evaluate: the validation loss, HellaSwag, and any other eval
                 for ev in run.evals:
-                    if _due(step, ev.interval, last_step): log_evals(run, step, ev.fn(model, run.ctx))
+                    if _due(step, ev.interval, last_step):
+                        log_evals(run, step, ev.fn(model, run.ctx))
                 # once in a while generate from the model (not at step 0: noise)
                 if cf.sample_interval and ((step > 0 and step % cf.sample_interval == 0) or last_step):
                     generate_text(model, run.ctx.enc, ddp_cf, prompt=cf.sample_prompt,
@@ -517,6 +534,7 @@ def train_GPT(model, train_loader, val_loader, # the model (`create_model`) and 
                 checkpoint_if_due(run, step, stop)
                 if stop and not last_step:
                     run.summary["stopped_early"] = True
-                    if master: print(f"stopped after step {step}" + ("; resume with resume=True (--resume)" if run.log_dir else ""))
+                    hint = "; resume with resume=True (--resume)" if run.log_dir else ""
+                    if master: print(f"stopped after step {step}{hint}")
                     break
         return finish_run(run, step)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os, re, warnings
 from pathlib import Path
 import numpy as np
+from fastcore.basics import patch_to
 
 # %% auto #0
 __all__ = ['STREAMS', 'GPT2_VAL_LOSS', 'GPT2_HELLASWAG', 'GPT3_HELLASWAG', 'nonfinite_notes', 'read_log', 'gpt2_baselines',
@@ -20,14 +21,43 @@ STREAMS = ("train", "val", "hella")  # the lecture's streams: training loss, val
 def _parse_line(line: str, streams) -> tuple[int, str, float]:
     "Split one `{step} {stream} {value}` record; raise ValueError (message without the location) if it is not one."
     parts = line.split()
-    if len(parts) != 3: raise ValueError(f"expected 3 fields '<step> <stream> <value>', got {len(parts)}")
+    if len(parts) != 3:
+        raise ValueError(f"expected 3 fields '<step> <stream> <value>', got {len(parts)}")
     step, stream, value = parts
-    if not re.fullmatch(r"\d+", step): raise ValueError(f"expected a non-negative integer step, got {step!r}")
+    if not re.fullmatch(r"\d+", step):
+        raise ValueError(f"expected a non-negative integer step, got {step!r}")
     if streams is not None and stream not in streams:
         raise ValueError(f"expected a stream in {'|'.join(streams)}, got {stream!r}")
-    try: v = float(value)
-    except ValueError: raise ValueError(f"expected a number as the value, got {value!r}") from None
+    try:
+        v = float(value)
+    except ValueError:
+        raise ValueError(f"expected a number as the value, got {value!r}") from None
     return int(step), stream, v
+
+# %% ../nbs/03_viz.ipynb #54aabc0f
+def _read_records(path: Path, streams) -> dict[str, dict[int, float]]:
+    "stream -> {step: value} of the log at `path`; a half-written last line is skipped, another bad line raises."
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    partial = lines.pop()  # "" when the file ends with a newline; otherwise a last line still being written
+    records: dict[str, dict[int, float]] = {}
+    for i, line in enumerate(lines + [partial], start=1):
+        if not line.strip():
+            continue
+        try:
+            step, stream, value = _parse_line(line, streams)
+        except ValueError as e:
+            if i == len(lines) + 1:
+                break  # half-written last line: the writer has not finished it yet
+            raise ValueError(f"{path}, line {i}: {e} (line: {line!r}); "
+                             "each line must be '<step> <stream> <value>', e.g. '10 train 3.2845'") from None
+        records.setdefault(stream, {})[step] = value  # a step logged again (resumed run): the later record wins
+    return records
+
+# %% ../nbs/03_viz.ipynb #02ad83c8
+def _sorted_arrays(d: dict) -> tuple[np.ndarray, np.ndarray]:
+    "{step: value} as (steps int64, values float64), sorted by step."
+    steps = np.array(sorted(d), dtype=np.int64)
+    return steps, np.array([d[s] for s in steps], dtype=np.float64)
 
 # %% ../nbs/03_viz.ipynb #345fecb5
 def nonfinite_notes(streams: dict) -> list[str]: # one line per stream that has nan/inf values
@@ -37,10 +67,11 @@ def nonfinite_notes(streams: dict) -> list[str]: # one line per stream that has 
         bad = ~np.isfinite(values)
         if bad.any():
             n, kinds = int(bad.sum()), ", ".join(sorted({str(v) for v in values[bad]}))
-            notes.append(f"{n} non-finite {stream} value{'s' if n > 1 else ''} ({kinds}), the first at step {steps[bad][0]}; "
-                         "plots and minima leave them out")
+            notes.append(f"{n} non-finite {stream} value{'s' if n > 1 else ''} ({kinds}), "
+                         f"the first at step {steps[bad][0]}; plots and minima leave them out")
     return notes
 
+# %% ../nbs/03_viz.ipynb #55063254
 def read_log(log_file: str | os.PathLike, # a `log.txt` written by `train_GPT` (may still be being written)
              streams=None, # the stream names allowed (`None`: any name: every eval logs its own)
              warn: bool = True, # warn (`RuntimeWarning`) about nan/inf values: how many, and the first step
@@ -48,25 +79,12 @@ def read_log(log_file: str | os.PathLike, # a `log.txt` written by `train_GPT` (
     "Parse a training log of `{step} {stream} {value}` lines into per-stream arrays."
     path = Path(log_file)
     if not path.is_file():
-        raise FileNotFoundError(f"no log file at {str(path)!r}: pass the log.txt that training wrote into its log_dir")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.split("\n")
-    partial = lines.pop()  # "" when the file ends with a newline; otherwise a last line still being written
-    records: dict[str, dict[int, float]] = {}
-    for i, line in enumerate(lines + [partial], start=1):
-        if not line.strip(): continue
-        try: step, stream, value = _parse_line(line, streams)
-        except ValueError as e:
-            if i == len(lines) + 1: break  # half-written last line: the writer has not finished it yet
-            raise ValueError(f"{path}, line {i}: {e} (line: {line!r}); "
-                             "each line must be '<step> <stream> <value>', e.g. '10 train 3.2845'") from None
-        records.setdefault(stream, {})[step] = value  # a step logged again (resumed run): the later record wins
-    out = {}
-    for stream, d in records.items():
-        steps = np.array(sorted(d), dtype=np.int64)
-        out[stream] = (steps, np.array([d[s] for s in steps], dtype=np.float64))
+        raise FileNotFoundError(f"no log file at {str(path)!r}: pass the log.txt that training wrote into its "
+                                "log_dir")
+    out = {stream: _sorted_arrays(d) for stream, d in _read_records(path, streams).items()}
     if warn:
-        for note in nonfinite_notes(out): warnings.warn(f"{path}: {note}", RuntimeWarning, stacklevel=2)
+        for note in nonfinite_notes(out):
+            warnings.warn(f"{path}: {note}", RuntimeWarning, stacklevel=2)
     return out
 
 # %% ../nbs/03_viz.ipynb #1d6e33c2
@@ -77,9 +95,11 @@ GPT3_HELLASWAG = {"124M": 0.337, "350M": 0.436, "774M": 0.510, "1558M": 0.547}
 def gpt2_baselines(sz: str | None = "124M", # model size: 124M, 350M, 774M or 1558M (`None`: no baselines)
                   ) -> dict[str, float]: # keys val_loss, hella_gpt2, hella_gpt3
     "OpenAI's GPT-2 val loss and GPT-2/GPT-3 HellaSwag accuracy for the model size `sz`."
-    if sz is None: return {}
+    if sz is None:
+        return {}
     if sz not in GPT2_VAL_LOSS:
-        raise ValueError(f"unknown model size sz={sz!r}; pass one of {', '.join(GPT2_VAL_LOSS)} (or None for no baselines)")
+        raise ValueError(f"unknown model size sz={sz!r}; pass one of {', '.join(GPT2_VAL_LOSS)} "
+                         "(or None for no baselines)")
     return dict(val_loss=GPT2_VAL_LOSS[sz], hella_gpt2=GPT2_HELLASWAG[sz], hella_gpt3=GPT3_HELLASWAG[sz])
 
 # %% ../nbs/03_viz.ipynb #554dab1c
@@ -90,9 +110,11 @@ def _summary(streams) -> list[str]:
                                 ("hella", "Max Hellaswag eval", np.max)]:
         values = streams[stream][1] if stream in streams else np.array([])
         values = values[np.isfinite(values)] # a nan would win every min and max
-        if len(values): lines.append(f"{label}: {float(best(values))}")
+        if len(values):
+            lines.append(f"{label}: {float(best(values))}")
     return lines
 
+# %% ../nbs/03_viz.ipynb #21c70441
 def _finite(xs, ys):
     "The points of a curve whose value is finite."
     ok = np.isfinite(ys)
@@ -103,27 +125,35 @@ def _curve(ax, streams, stream, label):
     xs, ys = _finite(*streams[stream])
     ax.plot(xs, ys, marker="o" if len(xs) < 50 else None, markersize=3, label=label)
 
+# %% ../nbs/03_viz.ipynb #c558bd07
 def _loss_panel(ax, streams, sz, base, loss_ylim, name):
+    "Train and val loss on a log axis, with GPT-2's val loss (from `base`) as a dashed line."
     from matplotlib.ticker import FuncFormatter
     for stream in ("train", "val"):
-        if stream in streams: _curve(ax, streams, stream, f"{name} {stream} loss")
+        if stream in streams:
+            _curve(ax, streams, stream, f"{name} {stream} loss")
     if "val_loss" in base:
         ax.axhline(base["val_loss"], color="r", linestyle="--", label=f"OpenAI GPT-2 ({sz}) checkpoint val loss")
     ax.set(xlabel="steps", ylabel="loss", title="Loss", yscale="log")
     plain = FuncFormatter(lambda y, _: f"{y:g}")  # 3, 4, 6, 10 rather than 3x10^0 on the log axis
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain)
-    if loss_ylim is not None: ax.set_ylim(*loss_ylim)
+    if loss_ylim is not None:
+        ax.set_ylim(*loss_ylim)
 
 # %% ../nbs/03_viz.ipynb #f5738414
 def _hella_panel(ax, streams, sz, base, name):
-    if "hella" in streams: _curve(ax, streams, "hella", name)
-    else: ax.text(0.5, 0.5, "no HellaSwag eval in this log", ha="center", va="center", transform=ax.transAxes)
+    "HellaSwag accuracy, with GPT-2's and GPT-3's (from `base`) as dashed lines."
+    if "hella" in streams:
+        _curve(ax, streams, "hella", name)
+    else:
+        ax.text(0.5, 0.5, "no HellaSwag eval in this log", ha="center", va="center", transform=ax.transAxes)
     if "hella_gpt2" in base:
         ax.axhline(base["hella_gpt2"], color="r", linestyle="--", label=f"OpenAI GPT-2 ({sz}) checkpoint")
         ax.axhline(base["hella_gpt3"], color="g", linestyle="--", label=f"OpenAI GPT-3 ({sz}) checkpoint")
     ax.set(xlabel="steps", ylabel="accuracy", title="HellaSwag eval")
 
+# %% ../nbs/03_viz.ipynb #92ca1945
 def _draw(fig, streams, sz, base, loss_ylim, name=None):
     "Draw the loss and HellaSwag panels on `fig`, then one panel for each other stream (an eval of your own)."
     name = name or (f"nanoGPT ({sz})" if sz else "nanoGPT")
@@ -131,17 +161,30 @@ def _draw(fig, streams, sz, base, loss_ylim, name=None):
     axes = fig.subplots(1, 2 + len(others), squeeze=False)[0]
     _loss_panel(axes[0], streams, sz, base, loss_ylim, name)
     _hella_panel(axes[1], streams, sz, base, name)
-    if "hella" not in streams: axes[1].set_xlim(axes[0].get_xlim())
+    if "hella" not in streams:
+        axes[1].set_xlim(axes[0].get_xlim())
     for ax, stream in zip(axes[2:], others):
         _curve(ax, streams, stream, name)
         ax.set(xlabel="steps", ylabel=stream, title=stream)
     for ax in axes:
-        if ax.get_legend_handles_labels()[0]: ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
 
+# %% ../nbs/03_viz.ipynb #8b9db9c7
+def _figure(show: bool, figsize):
+    "A pyplot figure when `show`, else an off-screen `Figure`."
+    if show:
+        import matplotlib.pyplot as plt
+        return plt.figure(figsize=figsize)
+    from matplotlib.figure import Figure
+    return Figure(figsize=figsize)
+
+# %% ../nbs/03_viz.ipynb #de9cf884
 def _save_png(fig, out) -> Path:
     "Save `fig` to `out` (a PNG when `out` has no suffix) through a temp file renamed over it: never half a PNG."
     out = Path(out)
-    if not out.suffix: out = out.with_suffix(".png")
+    if not out.suffix:
+        out = out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     try:
@@ -163,17 +206,16 @@ def plot_log(log_file: str | os.PathLike = "log/log.txt", # the log.txt written 
     "Plot train/val loss and HellaSwag accuracy from a training log, with the GPT-2/GPT-3 baselines for size `sz`."
     base = gpt2_baselines(sz)  # check sz before reading anything
     streams = read_log(log_file)
-    if not streams: raise ValueError(f"{log_file} has no records yet: wait for the run to log its first step")
-    for line in _summary(streams): print(line)
-    if show:
-        import matplotlib.pyplot as plt
-        fig = plt.figure(figsize=figsize)
-    else:  # no pyplot: no GUI backend, no global figure list to leak into
-        from matplotlib.figure import Figure
-        fig = Figure(figsize=figsize)
+    if not streams:
+        raise ValueError(f"{log_file} has no records yet: wait for the run to log its first step")
+    for line in _summary(streams):
+        print(line)
+    fig = _figure(show, figsize)
     _draw(fig, streams, sz, base, loss_ylim, name)
     png = _save_png(fig, out) if out is not None else None
-    if show: plt.show()
+    if show:
+        import matplotlib.pyplot as plt
+        plt.show()
     return png
 
 # %% ../nbs/03_viz.ipynb #e12c0002
@@ -182,11 +224,14 @@ def _notebook_display():
     try:
         from IPython import get_ipython
         ip = get_ipython()
-        if ip is None or not hasattr(ip, "kernel"): return None
+        if ip is None or not hasattr(ip, "kernel"):
+            return None
         from IPython.display import display
         return display
-    except ImportError: return None
+    except ImportError:
+        return None
 
+# %% ../nbs/03_viz.ipynb #08e18565
 class LivePlot:
     "Loss/HellaSwag curves redrawn in place in a notebook: one figure, one display handle updated."
     def __init__(self, sz: str | None = None, # model size for the baselines, as in `plot_log`
@@ -200,48 +245,63 @@ class LivePlot:
         self.fig, self.handle, self.points, self._last = Figure(figsize=figsize), None, {}, None
 
     @property
-    def available(self) -> bool: return self.display is not None
+    def available(self) -> bool:
+        return self.display is not None
 
-    def add(self, step: int, stream: str, value: float):
-        "Record one point (`step`, `value`) of `stream` ('train', 'val' or 'hella'); a step seen again replaces the old value."
-        self.points.setdefault(stream, {})[int(step)] = float(value)
+# %% ../nbs/03_viz.ipynb #55942654
+@patch_to(LivePlot)
+def add(self, step: int, stream: str, value: float):
+    "Record one point (`step`, `value`) of `stream`; a step seen again replaces the old value."
+    self.points.setdefault(stream, {})[int(step)] = float(value)
 
-    def add_log(self, log_file):
-        "Record every point of a `log.txt` (a resumed run starts with its history)."
-        for stream, (steps, values) in read_log(log_file, warn=False).items():
-            for s, v in zip(steps, values): self.add(s, stream, v)
+@patch_to(LivePlot)
+def add_log(self, log_file):
+    "Record every point of a `log.txt` (a resumed run starts with its history)."
+    for stream, (steps, values) in read_log(log_file, warn=False).items():
+        for s, v in zip(steps, values):
+            self.add(s, stream, v)
 
-    def streams(self) -> dict:
-        "The points as `read_log` returns them: stream -> (steps, values), sorted by step."
-        return {k: (np.array(sorted(d), dtype=np.int64), np.array([d[s] for s in sorted(d)], dtype=np.float64))
-                for k, d in self.points.items() if d}
+# %% ../nbs/03_viz.ipynb #e292aa5e
+@patch_to(LivePlot)
+def streams(self) -> dict:
+    "The points as `read_log` returns them: stream -> (steps, values), sorted by step."
+    return {k: _sorted_arrays(d) for k, d in self.points.items() if d}
 
-    def png(self) -> bytes:
-        "The figure drawn from the current points, as PNG bytes."
-        import io
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        self.fig.clear()
-        _draw(self.fig, self.streams(), self.sz, self.base, None, self.name)
-        buf = io.BytesIO()
-        FigureCanvasAgg(self.fig).print_png(buf)
-        return buf.getvalue()
+# %% ../nbs/03_viz.ipynb #408d04ab
+@patch_to(LivePlot)
+def png(self) -> bytes:
+    "The figure drawn from the current points, as PNG bytes."
+    import io
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    self.fig.clear()
+    _draw(self.fig, self.streams(), self.sz, self.base, None, self.name)
+    buf = io.BytesIO()
+    FigureCanvasAgg(self.fig).print_png(buf)
+    return buf.getvalue()
 
-    def draw(self, force: bool = False) -> bool:
-        "Redraw in place (at most every `every` seconds unless `force`); returns whether it drew."
-        import time
-        if not self.available or not self.points: return False
-        now = time.monotonic()
-        if not force and self._last is not None and now - self._last < self.every: return False
-        from IPython.display import Image
-        img = Image(data=self.png(), format="png")
-        if self.handle is None: self.handle = self.display(img, display_id=True) # the one output this plot owns
-        else: self.handle.update(img)
-        self._last = now
-        return True
+# %% ../nbs/03_viz.ipynb #e4d32d55
+@patch_to(LivePlot)
+def draw(self, force: bool = False) -> bool:
+    "Redraw in place (at most every `every` seconds unless `force`); returns whether it drew."
+    import time
+    if not self.available or not self.points:
+        return False
+    now = time.monotonic()
+    if not force and self._last is not None and now - self._last < self.every:
+        return False
+    from IPython.display import Image
+    img = Image(data=self.png(), format="png")
+    if self.handle is None:
+        self.handle = self.display(img, display_id=True) # the one output this plot owns
+    else:
+        self.handle.update(img)
+    self._last = now
+    return True
 
-    def close(self):
-        "The last redraw: the final state of the run."
-        self.draw(force=True)
+@patch_to(LivePlot)
+def close(self):
+    "The last redraw: the final state of the run."
+    self.draw(force=True)
 
 # %% ../nbs/03_viz.ipynb #1607adc2
 def live_plot_for(live_plot, # True, False or a `LivePlot`
@@ -249,11 +309,14 @@ def live_plot_for(live_plot, # True, False or a `LivePlot`
                   log_file=None, # the run's log.txt, when it resumes
                  ) -> LivePlot | None:
     "The run's `LivePlot` (seeded with `log_file`), or None: not asked for, or no notebook display here (said once)."
-    if not live_plot: return None
-    if live_plot is True: live_plot = LivePlot(sz=sz)
+    if not live_plot:
+        return None
+    if live_plot is True:
+        live_plot = LivePlot(sz=sz)
     if not live_plot.available:
         print("live_plot: no notebook display here (it needs a Jupyter kernel); the curves are in log.txt "
               "(buildnanogpt-plot)")
         return None
-    if log_file is not None and Path(log_file).exists(): live_plot.add_log(log_file)
+    if log_file is not None and Path(log_file).exists():
+        live_plot.add_log(log_file)
     return live_plot
