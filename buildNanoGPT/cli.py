@@ -1,4 +1,4 @@
-"""The four console scripts, `buildnanogpt-prep`, `buildnanogpt-train`, `buildnanogpt-sample` and `buildnanogpt-plot`: their options generated from the settings they set, and one way of reporting a mistake
+"""The four console scripts: their options generated from the settings they set, and one way of reporting a mistake
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/cli.html.md"""
 
@@ -6,15 +6,7 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #1e1894b5
 from __future__ import annotations
-
-import argparse
-import dataclasses
-import inspect
-import os
-import shlex
-import sys
-import time
-import warnings
+import argparse, dataclasses, inspect, os, shlex, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +20,7 @@ from . import data
 __all__ = ['LECTURE_PROMPT', 'debug_requested', 'exit_code', 'run_command', 'add_options', 'PrepOptions', 'prep_parser',
            'prep_main', 'prep_cli', 'TrainOptions', 'train_parser', 'train_config', 'run_report', 'train_main',
            'train_cli', 'sample_from_checkpoint', 'sample_parser', 'sample_main', 'sample_cli', 'PlotOptions',
-           'plot_main', 'plot_cli']
+           'plot_parser', 'plot_main', 'plot_cli']
 
 # %% ../nbs/10_cli.ipynb #91abdd71
 def debug_requested(flag: bool = False, # the command's --debug
@@ -40,17 +32,22 @@ def debug_requested(flag: bool = False, # the command's --debug
 def exit_code(e: BaseException) -> int | None:
     "2 for an error the user can fix, 1 for a diverged run, None for a bug (it keeps its traceback)."
     ckpt = sys.modules.get("buildNanoGPT.checkpoint") # loaded by every command that can raise its errors
-    if ckpt is not None and isinstance(e, ckpt.NonFiniteLossError): return 1
-    if isinstance(e, (ValueError, OSError)): return 2
-    if ckpt is not None and isinstance(e, ckpt.RunDirError): return 2
+    if ckpt is not None and isinstance(e, ckpt.NonFiniteLossError):
+        return 1
+    if isinstance(e, (ValueError, OSError)):
+        return 2
+    if ckpt is not None and isinstance(e, ckpt.RunDirError):
+        return 2
     return None
 
+# %% ../nbs/10_cli.ipynb #4e61edd4
 def _finish(code: int):
     "Exit with `code`; a finished torchrun worker ends at once (gloo's threads can abort a slow interpreter exit)."
     if int(os.environ.get("RANK", -1)) != -1:
         from buildNanoGPT.dist import end_torchrun_worker
         end_torchrun_worker(code)
-    if code: sys.exit(code)
+    if code:
+        sys.exit(code)
 
 # %% ../nbs/10_cli.ipynb #8b6c0489
 def run_command(prog: str, # the command's name, as the user typed it
@@ -62,8 +59,10 @@ def run_command(prog: str, # the command's name, as the user typed it
         main(argv)
     except Exception as e:
         code = exit_code(e)
-        if code is None or debug_requested("--debug" in argv): raise
-        if os.environ.get("RANK", "0") == "0": print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
+        if code is None or debug_requested("--debug" in argv):
+            raise
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
         _finish(code)
     _finish(0)
 
@@ -76,14 +75,32 @@ def _kind(annotation) -> str:
     names = [n.strip() for n in a.split("|") if n.strip() != "None"]
     return names[0].split("[")[0] if names else "str"
 
+# %% ../nbs/10_cli.ipynb #e1acb936
 def _shown(v) -> str:
+    "A default as `--help` shows it."
     return "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
+# %% ../nbs/10_cli.ipynb #7c940e95
 def _specs(spec) -> list:
     "(name, annotation, default, help, metadata) of each field of a dataclass or parameter of a function."
     docs = docments(spec, full=True)
     meta = {f.name: f.metadata for f in dataclasses.fields(spec)} if dataclasses.is_dataclass(spec) else {}
-    return [(k, d["anno"], d["default"], d["docment"] or "", meta.get(k, {})) for k, d in docs.items() if k != "return"]
+    return [(k, d["anno"], d["default"], " ".join((d["docment"] or "").split()), meta.get(k, {}))
+            for k, d in docs.items() if k != "return"]
+
+# %% ../nbs/10_cli.ipynb #5efc29d7
+def _argument_kw(name: str, kind: str, doc: str, shown: str, hidden, choices: dict) -> dict:
+    "The keywords of `add_argument` for one option: its help, its type or action, its choices."
+    kw = dict(help=argparse.SUPPRESS if name in hidden else f"{doc} (default: {shown})")
+    if kind == "bool":
+        kw["action"] = argparse.BooleanOptionalAction
+    elif kind == "list":
+        kw["nargs"] = "+"
+    else:
+        kw["type"] = _TYPES.get(kind, str)
+    if name in choices:
+        kw["choices"] = choices[name]
+    return kw
 
 # %% ../nbs/10_cli.ipynb #2cf8d8fc
 def add_options(p: argparse.ArgumentParser,
@@ -100,44 +117,57 @@ def add_options(p: argparse.ArgumentParser,
     flags, choices, defaults = flags or {}, choices or {}, defaults or {}
     for name, anno, default, doc, meta in _specs(spec):
         kind = _kind(anno)
-        if name in skip or kind == "dict" or meta.get("alias_of"): continue
+        if name in skip or kind == "dict" or meta.get("alias_of"):
+            continue
         shown = defaults.get(name, _shown(None if default is inspect.Parameter.empty else default))
-        kw = dict(help=argparse.SUPPRESS if name in hidden else f"{doc} (default: {shown})")
-        if kind == "bool": kw["action"] = argparse.BooleanOptionalAction
-        elif kind == "list": kw["nargs"] = "+"
-        else: kw["type"] = _TYPES.get(kind, str)
-        if name in choices: kw["choices"] = choices[name]
-        if name in positional: p.add_argument(name, nargs="?", default=default, **kw)
-        else: p.add_argument(*flags.get(name, ["--" + name.replace("_", "-")]), dest=name,
-                             default=None if given_only else default, **kw)
+        kw = _argument_kw(name, kind, doc, shown, hidden, choices)
+        if name in positional:
+            p.add_argument(name, nargs="?", default=default, **kw)
+        else:
+            p.add_argument(*flags.get(name, ["--" + name.replace("_", "-")]), dest=name,
+                           default=None if given_only else default, **kw)
     return p
 
 # %% ../nbs/10_cli.ipynb #4375e42e
+@dataclass
+class PrepOptions:
+    "What `buildnanogpt-prep` prepares, and where."
+    # your own corpus: .txt/.jsonl/.json/.parquet files (or .gz) or folders of them (walked, sorted); a .txt file
+    # is one document, the others hold {'text': ...} records
+    source: list[str] | None = None
+    # output folder (none: data/NAME with --source, edu_fineweb10B with --fineweb, else data/shakespeare)
+    data_dir: str | None = None
+    # shard file prefix, NAME_val_000000.npy, NAME_train_000001.npy, ... (none: the --data-dir folder's name,
+    # else the first source's file name; edufineweb with --fineweb)
+    name: str | None = None
+    # with --source: share of the tokens in the val shard, at least --min-split-tokens and at most --shard-size
+    val_fraction: float = 0.05
+    # with --source: least tokens of the val shard and of each train shard (one batch of B=16, T=128)
+    min_split_tokens: int = 2049
+    # tokens per shard (none: 100000000 with --source or --fineweb, 50000 for the bundled plays)
+    shard_size: int | None = None
+    # FineWeb-Edu's layout: download the --remote-name subset from the Hub (or read --source) into 1e8-token
+    # shards, shard 0 is val
+    fineweb: bool = False
+    remote_name: str = "sample-10BT" # with --fineweb: the FineWeb-Edu subset
+    num_proc: int | None = None     # tokenizer processes (none: all cores with --fineweb, else 1)
+    # replace bytes that are not UTF-8 with U+FFFD (off: stop and name the file and byte offset)
+    replace_bad_bytes: bool = False
+    # if --data-dir holds another corpus, delete its shards and manifest first (off: refuse)
+    overwrite: bool = False
+    hellaswag: bool = False         # also download HellaSwag's validation set, for the eval during training
+    hellaswag_dir: str = "hellaswag" # where --hellaswag puts hellaswag_val.jsonl
+    debug: bool = False             # show the traceback of an error (also BUILDNANOGPT_DEBUG=1)
+
+# %% ../nbs/10_cli.ipynb #dbce8bc9
 _PREP_EXAMPLES = """examples:
   buildnanogpt-prep                                   # the bundled plays -> data/shakespeare
   buildnanogpt-prep --source my_texts/ --data-dir data/mine   # your own corpus -> data/mine/mine_{val,train}_*.npy
   buildnanogpt-prep --fineweb --hellaswag             # FineWeb-Edu 10B (~30 GB download) -> edu_fineweb10B
 """
 
-@dataclass
-class PrepOptions:
-    "What `buildnanogpt-prep` prepares, and where."
-    source: list[str] | None = None # your own corpus: .txt/.jsonl/.json/.parquet files (or .gz) or folders of them (walked, sorted); a .txt file is one document, the others hold {'text': ...} records
-    data_dir: str | None = None     # output folder (none: data/NAME with --source, edu_fineweb10B with --fineweb, else data/shakespeare)
-    name: str | None = None         # shard file prefix, NAME_val_000000.npy, NAME_train_000001.npy, ... (none: the --data-dir folder's name, else the first source's file name; edufineweb with --fineweb)
-    val_fraction: float = 0.05      # with --source: share of the tokens in the val shard, at least --min-split-tokens and at most --shard-size
-    min_split_tokens: int = 2049    # with --source: least tokens of the val shard and of each train shard (one batch of B=16, T=128)
-    shard_size: int | None = None   # tokens per shard (none: 100000000 with --source or --fineweb, 50000 for the bundled plays)
-    fineweb: bool = False           # FineWeb-Edu's layout: download the --remote-name subset from the Hub (or read --source) into 1e8-token shards, shard 0 is val
-    remote_name: str = "sample-10BT" # with --fineweb: the FineWeb-Edu subset
-    num_proc: int | None = None     # tokenizer processes (none: all cores with --fineweb, else 1)
-    replace_bad_bytes: bool = False # replace bytes that are not UTF-8 with U+FFFD (off: stop and name the file and byte offset)
-    overwrite: bool = False         # if --data-dir holds another corpus, delete its shards and manifest first (off: refuse)
-    hellaswag: bool = False         # also download HellaSwag's validation set, for the eval during training
-    hellaswag_dir: str = "hellaswag" # where --hellaswag puts hellaswag_val.jsonl
-    debug: bool = False             # show the traceback of an error (also BUILDNANOGPT_DEBUG=1)
-
 def prep_parser() -> argparse.ArgumentParser:
+    "The parser of `buildnanogpt-prep`: the fields of `PrepOptions`."
     p = argparse.ArgumentParser(prog="buildnanogpt-prep", description="Tokenize a corpus into uint16 token shards.",
                                 epilog=_PREP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     return add_options(p, PrepOptions)
@@ -145,15 +175,20 @@ def prep_parser() -> argparse.ArgumentParser:
 # %% ../nbs/10_cli.ipynb #8e09bff1
 def _check_prep_flags(p, a):
     "Refuse options that make no sense together (argparse's own error format)."
-    for flag, v in (("--num-proc", a.num_proc), ("--shard-size", a.shard_size), ("--min-split-tokens", a.min_split_tokens)):
-        if v is not None and v < 1: p.error(f"{flag} must be >= 1, got {v}")
+    for flag, v in (("--num-proc", a.num_proc), ("--shard-size", a.shard_size),
+                    ("--min-split-tokens", a.min_split_tokens)):
+        if v is not None and v < 1:
+            p.error(f"{flag} must be >= 1, got {v}")
     if not a.source or a.fineweb:
         for flag, v in (("--val-fraction", a.val_fraction), ("--min-split-tokens", a.min_split_tokens)):
-            if v is not None: p.error(f"{flag} needs --source without --fineweb (FineWeb's shard 0 is its val split)")
+            if v is not None:
+                p.error(f"{flag} needs --source without --fineweb (FineWeb's shard 0 is its val split)")
     if not a.source and not a.fineweb:
         for flag, v in (("--name", a.name), ("--replace-bad-bytes", a.replace_bad_bytes)):
-            if v: p.error(f"{flag} needs --source (the bundled plays are always 'shakespeare', and UTF-8)")
+            if v:
+                p.error(f"{flag} needs --source (the bundled plays are always 'shakespeare', and UTF-8)")
 
+# %% ../nbs/10_cli.ipynb #a69d163b
 def _prep(a) -> Path:
     "Prepare what the options `a` ask for; the data folder."
     from buildNanoGPT import prep
@@ -173,6 +208,7 @@ def _prep(a) -> Path:
 
 # %% ../nbs/10_cli.ipynb #c0c142d4
 def _prep_summary(m: dict, out) -> str:
+    "What `buildnanogpt-prep` prints about the corpus of manifest `m` in folder `out`."
     n, val = len(m["shards"]), m["shards"][0]["tokens"]
     line = (f"{m['name']}: {m['docs']:,} docs, {m['tokens']:,} tokens, {n} shards "
             f"(1 val of {val:,} tokens, {n - 1} train of {m['tokens'] - val:,} tokens) in {out}")
@@ -181,6 +217,7 @@ def _prep_summary(m: dict, out) -> str:
                  f"at most shard_size={m['shard_size']:,})")
     return line
 
+# %% ../nbs/10_cli.ipynb #554df814
 def prep_main(argv: list[str]) -> Path:
     "The work of `buildnanogpt-prep`: prepare, print what was written; the data folder."
     p = prep_parser()
@@ -188,7 +225,8 @@ def prep_main(argv: list[str]) -> Path:
     _check_prep_flags(p, a)
     out = _prep(a)
     print(_prep_summary(data.read_manifest(out), out))
-    if a.hellaswag: print(f"HellaSwag validation set: {data.hellaswag_val_prep(data_dir=a.hellaswag_dir or 'hellaswag')}")
+    if a.hellaswag:
+        print(f"HellaSwag validation set: {data.hellaswag_val_prep(data_dir=a.hellaswag_dir or 'hellaswag')}")
     return out
 
 def prep_cli(argv=None, # the arguments; default: the command line's
@@ -201,9 +239,13 @@ def prep_cli(argv=None, # the arguments; default: the command line's
 @dataclass
 class TrainOptions:
     "The options of `buildnanogpt-train` that are not settings of `TrainingConfig`."
-    preset: str = "cpu_default" # training preset: cpu_default (the bundled plays, minutes on a CPU) or gpt2_124m (the lecture's run)
-    recipe: str = "lecture"     # lecture: GPT-2 and AdamW, as in the lecture; modern: rotary, QK-norm, ReLU^2, untied head, zero-init projections and Muon (nbs/05_beyond)
-    init_from: str | None = None # fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a save_pretrained folder (none: random init)
+    # training preset: cpu_default (the bundled plays, minutes on a CPU) or gpt2_124m (the lecture's run)
+    preset: str = "cpu_default"
+    # lecture: GPT-2 and AdamW, as in the lecture; modern: rotary, QK-norm, ReLU^2, untied head, zero-init
+    # projections and Muon (nbs/05_beyond)
+    recipe: str = "lecture"
+    # fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a save_pretrained folder (none: random init)
+    init_from: str | None = None
     device: str | None = None   # cpu, cuda, cuda:1, mps (none: automatic: cuda, then mps, then cpu)
     threads: int | None = None  # CPU threads for PyTorch (none: PyTorch's choice; 1 is faster on a busy machine)
     debug: bool = False         # show the Python traceback of an error (or set BUILDNANOGPT_DEBUG=1)
@@ -221,7 +263,9 @@ def _preset_defaults(presets: dict) -> dict:
         out[f.name] = next(iter(vals.values())) if same else ", ".join(f"{v} with {k}" for k, v in vals.items())
     return out
 
+# %% ../nbs/10_cli.ipynb #a2d23c35
 def train_parser() -> argparse.ArgumentParser:
+    "The parser of `buildnanogpt-train`: `TrainOptions`, then the fields of `TrainingConfig`."
     from buildNanoGPT.modern import RECIPES
     from buildNanoGPT.train import TrainingConfig
     p = argparse.ArgumentParser(prog="buildnanogpt-train", description="Train GPT-2 (the CPU default on the bundled "
@@ -250,7 +294,8 @@ def train_config(a):
         raise ValueError(f"--init-from loads GPT-2's weights, but --recipe {a.recipe} changes the architecture; "
                          f"fine-tune with --recipe lecture, or train the {a.recipe} recipe from scratch")
     kw = {**recipe_kw(a.recipe, a.preset), **kw}
-    if a.init_from and a.max_lr is None: kw["max_lr"] = TrainingConfig.from_name(a.preset).max_lr / 10 # gentler
+    if a.init_from and a.max_lr is None:
+        kw["max_lr"] = TrainingConfig.from_name(a.preset).max_lr / 10 # gentler
     return TrainingConfig.from_name(a.preset, **kw)
 
 # %% ../nbs/10_cli.ipynb #6f2bd77f
@@ -263,7 +308,8 @@ def _continue_argv(argv, max_steps: int | None = None) -> list[str]:
             skip = False
             continue
         name = a.split("=", 1)[0]
-        if name in ("--resume", "--overwrite", "--debug"): continue
+        if name in ("--resume", "--overwrite", "--debug"):
+            continue
         if name in drop_values:
             skip = "=" not in a
             continue
@@ -273,7 +319,8 @@ def _continue_argv(argv, max_steps: int | None = None) -> list[str]:
 # %% ../nbs/10_cli.ipynb #dcdcc574
 def _next_commands(summary: dict, train_cf, argv, world_size: int) -> list[str]:
     "The lines that say how to continue the run (or train it longer) and how to sample from it."
-    if train_cf.log_dir is None or not summary.get("last_checkpoint"): return []
+    if train_cf.log_dir is None or not summary.get("last_checkpoint"):
+        return []
     launcher = (["torchrun", f"--nproc_per_node={world_size}", "$(which buildnanogpt-train)"] if world_size > 1
                 else ["buildnanogpt-train"])
     more = None if summary.get("stopped_early") else 2 * train_cf.max_steps # a finished run: a longer schedule
@@ -281,6 +328,7 @@ def _next_commands(summary: dict, train_cf, argv, world_size: int) -> list[str]:
     return [f"  {label} " + " ".join(launcher + [shlex.quote(a) for a in _continue_argv(argv, more)]),
             f"  sample:        buildnanogpt-sample {shlex.quote(str(train_cf.log_dir))}"]
 
+# %% ../nbs/10_cli.ipynb #d3bf1418
 def run_report(summary: dict, # what `train_main` returns (`train_GPT`'s summary with `wall_time_s` and `plot`)
                train_cf, argv=(), # the run's config and its command-line arguments
                world_size: int = 1) -> list[str]:
@@ -293,25 +341,32 @@ def run_report(summary: dict, # what `train_main` returns (`train_GPT`'s summary
              f"{summary.get('tokens', 0):,} tokens in {fmt_duration(secs)}" + (f" ({tps:,.0f} tok/sec)" if tps else "")]
     if summary.get("best_val_loss") is not None:
         lines.append(f"  best val loss: {summary['best_val_loss']:.4f} (last {summary['final_val_loss']:.4f})")
-    if summary.get("last_checkpoint"): lines.append(f"  checkpoint:    {summary['last_checkpoint']}")
-    if summary.get("plot"): lines.append(f"  plot:          {summary['plot']}")
+    if summary.get("last_checkpoint"):
+        lines.append(f"  checkpoint:    {summary['last_checkpoint']}")
+    if summary.get("plot"):
+        lines.append(f"  plot:          {summary['plot']}")
     return lines + _next_commands(summary, train_cf, argv, world_size)
 
 # %% ../nbs/10_cli.ipynb #4c6f544b
 def _plot_run(train_cf, preset: str):
     "Save the run's loss/HellaSwag plot as `loss.png` next to its `log.txt`; GPT-2 baselines only for the 124M preset."
     log_file = Path(train_cf.log_dir) / "log.txt"
-    if not log_file.exists(): return None
+    if not log_file.exists():
+        return None
     from buildNanoGPT.viz import plot_log # imported here: matplotlib loads only when a run ends
-    png = plot_log(log_file, sz="124M" if preset == "gpt2_124m" else None, out=log_file.with_name("loss.png"), show=False)
+    png = plot_log(log_file, sz="124M" if preset == "gpt2_124m" else None, out=log_file.with_name("loss.png"),
+                   show=False)
     print(f"plot: {png}")
     return png
 
+# %% ../nbs/10_cli.ipynb #391c5a98
 def _say_summary(summary: dict):
     "The lines the original package's run ends with."
     v, tps = summary["final_val_loss"], summary["tokens_per_sec"]
-    if v is not None: print(f"final validation loss: {v:.4f}")
-    if summary["min_train_loss"] is not None: print(f"min train loss: {summary['min_train_loss']:.6f}")
+    if v is not None:
+        print(f"final validation loss: {v:.4f}")
+    if summary["min_train_loss"] is not None:
+        print(f"min train loss: {summary['min_train_loss']:.6f}")
     print(f"trained {summary['steps']} steps in {summary['wall_time_s']:.1f}s" + (f", {tps:.0f} tok/sec" if tps else "")
           + (f"; checkpoint: {summary['last_checkpoint']}" if summary["last_checkpoint"] else ""))
 
@@ -321,26 +376,42 @@ def _train_data(train_cf, preset: str, data_dir_given: bool, ddp_cf) -> tuple:
     from buildNanoGPT.dist import once_per_machine
     from buildNanoGPT.train import show_progress
     if preset == "cpu_default" and not data_dir_given:
-        once_per_machine(lambda: data.shakespeare_prep(data_dir=train_cf.data_dir, progress=show_progress(ddp_cf)), ddp_cf)
+        once_per_machine(lambda: data.shakespeare_prep(data_dir=train_cf.data_dir, progress=show_progress(ddp_cf)),
+                         ddp_cf)
     return tuple(data.DataLoaderLite(B=train_cf.B, T=train_cf.T, ddp_cf=ddp_cf, split=s, data_root=train_cf.data_dir)
                  for s in ("train", "val"))
 
+# %% ../nbs/10_cli.ipynb #e4239721
+def _set_threads(threads: int | None):
+    "Apply `--threads` (None: PyTorch's choice)."
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    import torch
+    torch.set_num_threads(threads)
+
+# %% ../nbs/10_cli.ipynb #78185719
+def _initial_model(a, train_cf, ddp_cf):
+    "The model to train: `--init-from`'s weights, or a new model of `train_cf`'s size."
+    from buildNanoGPT.train import create_model
+    if a.init_from:
+        return create_model(ddp_cf, pre_trained=True, model_type=a.init_from)
+    return create_model(ddp_cf, config=train_cf.gpt_config())
+
+# %% ../nbs/10_cli.ipynb #6e761a47
 def train_main(argv=None) -> dict:
     "The work of `buildnanogpt-train`: parse `argv`, build configs, data, model, train; `train_GPT`'s summary."
-    import torch
-    from buildNanoGPT.train import DDPConfig, create_model, set_random_seed, train_GPT
+    from buildNanoGPT.train import DDPConfig, set_random_seed, train_GPT
     argv = sys.argv[1:] if argv is None else list(argv)
     a = train_parser().parse_args(argv)
-    if a.threads is not None:
-        if a.threads < 1: raise ValueError(f"--threads must be >= 1, got {a.threads}")
-        torch.set_num_threads(a.threads)
+    _set_threads(a.threads)
     ddp_cf = DDPConfig(device=a.device)
     try:
         train_cf = train_config(a)
         set_random_seed(train_cf.seed)
         train_loader, val_loader = _train_data(train_cf, a.preset, a.data_dir is not None, ddp_cf)
-        if a.init_from: model = create_model(ddp_cf, pre_trained=True, model_type=a.init_from)
-        else: model = create_model(ddp_cf, config=train_cf.gpt_config())
+        model = _initial_model(a, train_cf, ddp_cf)
         t0 = time.perf_counter()
         summary = train_GPT(model, train_loader, val_loader, train_cf, ddp_cf, stop_at_step=a.stop_at_step)
         summary["wall_time_s"] = time.perf_counter() - t0
@@ -352,6 +423,7 @@ def train_main(argv=None) -> dict:
     finally:
         ddp_cf.destroy()
 
+# %% ../nbs/10_cli.ipynb #87dfa2ce
 def train_cli(argv=None):
     "Console script `buildnanogpt-train` (see `--help`): a user error prints one line and exits 2, a diverged run 1."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -366,13 +438,15 @@ def _checkpoint_to_sample(path) -> Path:
     p = Path(path)
     if p.is_dir():
         found = latest_good_checkpoint(p)
-        if found is not None: return found
-        if _checkpoints(p): raise ValueError(f"no checkpoint in {str(p)!r} can be loaded (each one's problem is printed above)")
+        if found is not None:
+            return found
+        if _checkpoints(p):
+            raise ValueError(f"no checkpoint in {str(p)!r} can be loaded (each one's problem is printed above)")
         raise FileNotFoundError(f"{str(p)!r} holds no checkpoint (model_XXXXX.pt): pass the --log-dir of a run that "
                                 "wrote one (default: log), or a checkpoint file")
     if not p.exists():
-        raise FileNotFoundError(f"{str(p)!r} is neither a log folder nor a checkpoint file: pass the --log-dir of a run "
-                                "(default: log) or one of its model_XXXXX.pt files")
+        raise FileNotFoundError(f"{str(p)!r} is neither a log folder nor a checkpoint file: pass the --log-dir of a "
+                                "run (default: log) or one of its model_XXXXX.pt files")
     return p
 
 # %% ../nbs/10_cli.ipynb #02af9884
@@ -385,6 +459,16 @@ def _load_for_sampling(ckpt_file, device: str):
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt
 
+# %% ../nbs/10_cli.ipynb #0bcbb39f
+def _prompt_batch(enc, prompt: str, num_samples: int, device: str):
+    "The tokens of `prompt`, `num_samples` times: a (num_samples, T) batch on `device`."
+    import torch
+    ids = enc.encode(prompt)
+    if not ids:
+        raise ValueError("prompt is empty: pass at least one token of text (--prompt)")
+    return torch.tensor(ids, dtype=torch.long, device=device).unsqueeze(0).repeat(num_samples, 1)
+
+# %% ../nbs/10_cli.ipynb #e951f3a9
 def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is used) or a `model_XXXXX.pt` file
                            prompt: str | None = None, # text to continue (none: the prompt the run sampled with)
                            max_new_tokens: int = 64, # tokens to generate after the prompt
@@ -398,25 +482,29 @@ def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is 
     "Load a run's checkpoint with the safe loader and print `num_samples` continuations of `prompt` (KV cache)."
     import torch
     from buildNanoGPT.dist import DDPConfig
-    for k, v in (("max_new_tokens", max_new_tokens), ("num_samples", num_samples)): data.check_positive_int(k, v)
+    for k, v in (("max_new_tokens", max_new_tokens), ("num_samples", num_samples)):
+        data.check_positive_int(k, v)
     device = DDPConfig(device=device, verbose=False, env={}).device
     ckpt_file = _checkpoint_to_sample(path)
     model, ckpt = _load_for_sampling(ckpt_file, device)
-    if prompt is None: prompt = (ckpt.get("train_config") or {}).get("sample_prompt") or LECTURE_PROMPT
+    if prompt is None:
+        prompt = (ckpt.get("train_config") or {}).get("sample_prompt") or LECTURE_PROMPT
     enc = enc if enc is not None else data.get_tokenizer()
-    ids = enc.encode(prompt)
-    if not ids: raise ValueError("prompt is empty: pass at least one token of text (--prompt)")
-    x = torch.tensor(ids, dtype=torch.long, device=device).unsqueeze(0).repeat(num_samples, 1)
+    x = _prompt_batch(enc, prompt, num_samples, device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    out = model.generate(x, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k or None, generator=gen)
+    out = model.generate(x, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k or None,
+                         generator=gen)
     texts = [enc.decode([t for t in row if t < enc.n_vocab]) for row in out.tolist()] # padded-vocab ids have no text
     if verbose:
-        print(f"{ckpt_file} (step {ckpt.get('step')}), prompt {prompt!r}, temperature {temperature:g}, top_k {top_k}, seed {seed}")
-        for i, t in enumerate(texts): print(f"--- sample {i} ---\n{t}")
+        print(f"{ckpt_file} (step {ckpt.get('step')}), prompt {prompt!r}, temperature {temperature:g}, "
+              f"top_k {top_k}, seed {seed}")
+        for i, t in enumerate(texts):
+            print(f"--- sample {i} ---\n{t}")
     return texts
 
 # %% ../nbs/10_cli.ipynb #ceaed188
 def sample_parser() -> argparse.ArgumentParser:
+    "The parser of `buildnanogpt-sample`: the parameters of `sample_from_checkpoint`."
     p = argparse.ArgumentParser(prog="buildnanogpt-sample", description="Print samples from a run's newest whole "
                                 "checkpoint (or a checkpoint file), without training.")
     p.add_argument("path", metavar="LOG_DIR_OR_CHECKPOINT", help="a run's --log-dir (its newest whole checkpoint) or a "
@@ -426,6 +514,7 @@ def sample_parser() -> argparse.ArgumentParser:
                    "BUILDNANOGPT_DEBUG=1)")
     return p
 
+# %% ../nbs/10_cli.ipynb #937452b9
 def sample_main(argv: list[str]) -> list[str]:
     "The work of `buildnanogpt-sample`: the samples."
     a = vars(sample_parser().parse_args(argv))
@@ -446,18 +535,23 @@ class PlotOptions:
     sz: str = "124M"           # model size for the GPT-2/GPT-3 baselines: 124M, 350M, 774M, 1558M, or none
     debug: bool = False        # show the Python traceback of an error (or set BUILDNANOGPT_DEBUG=1)
 
+def plot_parser() -> argparse.ArgumentParser:
+    "The parser of `buildnanogpt-plot`: the fields of `PlotOptions`."
+    p = argparse.ArgumentParser(prog="buildnanogpt-plot", description="Plot a buildNanoGPT training log (log.txt).")
+    return add_options(p, PlotOptions, positional=["log"])
+
+# %% ../nbs/10_cli.ipynb #f381da88
 def plot_main(argv: list[str]) -> Path:
     "The work of `buildnanogpt-plot`: the PNG written."
     from buildNanoGPT.viz import plot_log
-    p = add_options(argparse.ArgumentParser(prog="buildnanogpt-plot", description="Plot a buildNanoGPT training log "
-                    "(log.txt)."), PlotOptions, positional=["log"])
-    a = p.parse_args(argv)
+    a = plot_parser().parse_args(argv)
     sz = None if a.sz is not None and a.sz.lower() == "none" else a.sz or "124M"
     out = a.out if a.out is not None else Path(a.log).parent / "loss.png"
     with warnings.catch_warnings(record=True) as caught: # shown as the command's own warnings, on stderr
         warnings.simplefilter("always")
         png = plot_log(a.log, sz=sz, out=out, show=False)
-    for w in caught: print(f"buildnanogpt-plot: warning: {w.message}", file=sys.stderr)
+    for w in caught:
+        print(f"buildnanogpt-plot: warning: {w.message}", file=sys.stderr)
     print(f"saved plot to {png}")
     return png
 

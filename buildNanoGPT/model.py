@@ -1,4 +1,4 @@
-"""GPT-2 in PyTorch, in the lecture's order: config, attention, MLP, block, GPT, OpenAI's weights, sampling, weight tying, init, optimizer; then beyond the lecture: a chunked head, the KV cache, export to Hugging Face, FLOPs and MFU
+"""GPT-2 in PyTorch in the lecture's order, config to optimizer; then beyond it: chunked head, KV cache, HF export, MFU
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/model.html.md"""
 
@@ -8,12 +8,11 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/model.html.md"""
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -46,18 +45,24 @@ class GPTConfig:
                              f"pick n_head among the divisors of n_embd")
 
     @property
-    def head_size(self): return self.n_embd // self.n_head
+    def head_size(self):
+        return self.n_embd // self.n_head
 
 # %% ../nbs/00_model.ipynb #f0f54ad6
 @patch(cls_method=True)
-def gpt2_124m(cls: GPTConfig, **kw):  return cls(**{**dict(n_layer=12, n_head=12, n_embd=768), **kw})
+def gpt2_124m(cls: GPTConfig, **kw):
+    return cls(**{**dict(n_layer=12, n_head=12, n_embd=768), **kw})
 @patch(cls_method=True)
-def gpt2_350m(cls: GPTConfig, **kw):  return cls(**{**dict(n_layer=24, n_head=16, n_embd=1024), **kw})
+def gpt2_350m(cls: GPTConfig, **kw):
+    return cls(**{**dict(n_layer=24, n_head=16, n_embd=1024), **kw})
 @patch(cls_method=True)
-def gpt2_774m(cls: GPTConfig, **kw):  return cls(**{**dict(n_layer=36, n_head=20, n_embd=1280), **kw})
+def gpt2_774m(cls: GPTConfig, **kw):
+    return cls(**{**dict(n_layer=36, n_head=20, n_embd=1280), **kw})
 @patch(cls_method=True)
-def gpt2_1558m(cls: GPTConfig, **kw): return cls(**{**dict(n_layer=48, n_head=25, n_embd=1600), **kw})
+def gpt2_1558m(cls: GPTConfig, **kw):
+    return cls(**{**dict(n_layer=48, n_head=25, n_embd=1600), **kw})
 
+# %% ../nbs/00_model.ipynb #cd5ada8a
 @patch(cls_method=True)
 def cpu_tiny(cls: GPTConfig, **kw):
     "For tests: 2 layers, 2 heads, width 64, context 64 (the GPT-2 vocabulary)."
@@ -70,18 +75,15 @@ def cpu_small(cls: GPTConfig, **kw):
 
 @patch(cls_method=True)
 def cpu_narrow(cls: GPTConfig, **kw):
-    "The CPU default: 4 layers, 4 heads, width 64, context 128 (3,424,704 parameters, 3,216,448 of them the tied embedding)."
+    "The CPU default: 4 layers, 4 heads, width 64, context 128 (3,424,704 parameters, 3,216,448 in the embedding)."
     return cls(**{**dict(block_size=128, n_layer=4, n_head=4, n_embd=64), **kw})
 
 # %% ../nbs/00_model.ipynb #d130be56
-_PRESET_NAMES = {
-    "124m": "gpt2_124m", "gpt2": "gpt2_124m", "gpt2_124m": "gpt2_124m", "gpt2_small": "gpt2_124m",
-    "350m": "gpt2_350m", "gpt2_medium": "gpt2_350m", "gpt2_350m": "gpt2_350m",
-    "774m": "gpt2_774m", "gpt2_large": "gpt2_774m", "gpt2_774m": "gpt2_774m",
-    "1558m": "gpt2_1558m", "1.5b": "gpt2_1558m", "gpt2_xl": "gpt2_1558m", "gpt2_1558m": "gpt2_1558m",
-    "cpu_tiny": "cpu_tiny", "tiny": "cpu_tiny", "cpu_narrow": "cpu_narrow", "cpu_small": "cpu_small",
-    "small_cpu": "cpu_small",
-}
+_PRESET_NAMES = { # aliases; each preset's own name is added below
+    "124m": "gpt2_124m", "gpt2": "gpt2_124m", "gpt2_small": "gpt2_124m",
+    "350m": "gpt2_350m", "gpt2_medium": "gpt2_350m", "774m": "gpt2_774m", "gpt2_large": "gpt2_774m",
+    "1558m": "gpt2_1558m", "1.5b": "gpt2_1558m", "gpt2_xl": "gpt2_1558m", "tiny": "cpu_tiny", "small_cpu": "cpu_small"}
+_PRESET_NAMES |= {v: v for v in [*_PRESET_NAMES.values(), "cpu_narrow"]}
 
 @patch(cls_method=True)
 def from_name(cls: GPTConfig, name: str, **kw):
@@ -101,22 +103,18 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)     # output projection
         self.c_proj.NANOGPT_SCALE_INIT = 1                        # residual projection: scaled init
 
-    def forward(self, x, kv_cache: KVCache | None = None, layer: int = 0):
+    def forward(self, x, kv_cache: "KVCache | None" = None, layer: int = 0):
         B, T, C = x.size() # batch, sequence length, n_embd
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         # (B, T, C) -> (B, nh, T, hs): heads become a batch dimension
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        P = 0
-        if kv_cache is not None:
-            P = kv_cache.pos
-            k, v = kv_cache.update(layer, k, v) # (B, nh, P+T, hs)
-        if P == 0:   y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        elif T == 1: y = F.scaled_dot_product_attention(q, k, v)  # one new token sees the whole cache
-        else:        # causal mask shifted by the P cached tokens: new token i sees positions 0..P+i
-            mask = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = self.attend(q, k, v, kv_cache, layer) # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C) # re-assemble the heads side by side
         return self.c_proj(y)
+
+    def attend(self, q, k, v, kv_cache=None, layer: int = 0):
+        "softmax(q k^T / sqrt(hs)) v under the causal mask, all heads at once."
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
 # %% ../nbs/00_model.ipynb #75cc63ac
 class MLP(nn.Module):
@@ -128,8 +126,10 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
         self.c_proj.NANOGPT_SCALE_INIT = 1 # residual projection: scaled init
 
-    def forward(self, x): return self.c_proj(self.gelu(self.c_fc(x)))
+    def forward(self, x):
+        return self.c_proj(self.gelu(self.c_fc(x)))
 
+# %% ../nbs/00_model.ipynb #87804faa
 class Block(nn.Module):
     "Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."
     def __init__(self, config: GPTConfig):
@@ -139,7 +139,7 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x, kv_cache: KVCache | None = None, layer: int = 0):
+    def forward(self, x, kv_cache: "KVCache | None" = None, layer: int = 0):
         x = x + self.attn(self.ln_1(x), kv_cache=kv_cache, layer=layer)
         return x + self.mlp(self.ln_2(x))
 
@@ -151,8 +151,8 @@ class GPT(nn.Module):
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}; e.g. GPT(GPTConfig.cpu_tiny())")
         if getattr(config, "non_gpt2_options", None): # a `modern.ModernConfig` with an option on
-            raise ValueError(f"GPT is GPT-2 exactly, but this config turns on {config.non_gpt2_options}: build it with "
-                             f"buildNanoGPT.modern.build_model(config) (a ModernGPT)")
+            raise ValueError(f"GPT is GPT-2 exactly, but this config turns on {config.non_gpt2_options}: build it "
+                             f"with buildNanoGPT.modern.build_model(config) (a ModernGPT)")
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd), # token embeddings
@@ -162,123 +162,129 @@ class GPT(nn.Module):
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight # weight tying: one tensor
-        self.apply(self._init_weights)
+        self.apply(self._init_weights) # GPT-2's init: see "Init" below
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             std = 0.02
-            if getattr(module, "NANOGPT_SCALE_INIT", False): std *= (2 * self.config.n_layer) ** -0.5
+            if getattr(module, "NANOGPT_SCALE_INIT", False):
+                std *= (2 * self.config.n_layer) ** -0.5
             torch.nn.init.normal_(module.weight, mean=0.0, std=std)
-            if getattr(module, "bias", None) is not None: torch.nn.init.zeros_(module.bias)
+            if getattr(module, "bias", None) is not None:
+                torch.nn.init.zeros_(module.bias)
 
-    def _check_input(self, idx):
-        if idx.dim() != 2:
-            raise ValueError(f"idx must be a (B, T) tensor of token ids, got shape {tuple(idx.shape)}")
-        if idx.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"idx must hold integer token ids, got dtype {idx.dtype}; use idx.long()")
-        T = idx.size(1)
-        if T > self.config.block_size:
-            raise ValueError(f"cannot forward a sequence of length {T}: block_size is {self.config.block_size}; "
-                             f"crop the input to its last {self.config.block_size} tokens")
-        if not torch.compiler.is_compiling() and idx.numel() and bool(((idx < 0) | (idx >= self.config.vocab_size)).any()):
-            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got min {int(idx.min())}, "
-                             f"max {int(idx.max())}; was the data tokenized with a larger vocabulary?")
+# %% ../nbs/00_model.ipynb #b4f25da3
+@patch
+def _check_input(self: GPT, idx):
+    if idx.dim() != 2:
+        raise ValueError(f"idx must be a (B, T) tensor of token ids, got shape {tuple(idx.shape)}")
+    if idx.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"idx must hold integer token ids, got dtype {idx.dtype}; use idx.long()")
+    T, V = idx.size(1), self.config.vocab_size
+    if T > self.config.block_size:
+        raise ValueError(f"cannot forward a sequence of length {T}: block_size is {self.config.block_size}; "
+                         f"crop the input to its last {self.config.block_size} tokens")
+    if not torch.compiler.is_compiling() and idx.numel() and bool(((idx < 0) | (idx >= V)).any()):
+        raise ValueError(f"token ids must be in [0, {V}), got min {int(idx.min())}, "
+                         f"max {int(idx.max())}; was the data tokenized with a larger vocabulary?")
 
-    def embed(self, idx, P: int = 0):
-        "Token plus position embeddings (B, T, C) of `idx` (B, T), its tokens at positions P..P+T-1."
-        pos = torch.arange(P, P + idx.size(1), dtype=torch.long, device=idx.device) # (T,)
-        return self.transformer.wte(idx) + self.transformer.wpe(pos) # (B, T, C) + (T, C)
+# %% ../nbs/00_model.ipynb #3bfaa9da
+@patch
+def embed(self: GPT, idx, P: int = 0):
+    "Token plus position embeddings (B, T, C) of `idx` (B, T), its tokens at positions P..P+T-1."
+    pos = torch.arange(P, P + idx.size(1), dtype=torch.long, device=idx.device) # (T,)
+    return self.transformer.wte(idx) + self.transformer.wpe(pos) # (B, T, C) + (T, C)
 
-    def hidden(self, idx, kv_cache: KVCache | None = None):
-        "Final-LayerNorm hidden states (B, T, n_embd); with `kv_cache`, `idx` continues the cached tokens."
-        self._check_input(idx)
-        B, T = idx.size()
-        P = 0 if kv_cache is None else kv_cache.pos
-        if P + T > self.config.block_size:
-            raise ValueError(f"{P} cached + {T} new tokens exceed block_size {self.config.block_size}")
-        x = self.embed(idx, P) # (B, T, C)
-        for i, block in enumerate(self.transformer.h): x = block(x, kv_cache=kv_cache, layer=i)
-        if kv_cache is not None: kv_cache.advance(T)
-        return self.transformer.ln_f(x)
-
-    def forward(self, idx, targets=None, return_logits: bool = True):
-        "Logits (B, T, vocab_size) and the mean cross-entropy loss over all positions (None without `targets`)."
-        if targets is not None and targets.shape != idx.shape:
-            raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
-        x = self.hidden(idx) # (B, T, C)
-        if targets is not None and not return_logits and _chunked_ok(x):
-            # loss only: head + cross-entropy a chunk of positions at a time, the (B*T, V) logits never exist at once
-            return None, chunked_head_loss(x.flatten(0, 1), self.lm_head.weight, targets.reshape(-1))
-        logits = self.lm_head(x) # (B, T, vocab_size)
-        loss = None
-        if targets is not None: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return (logits if return_logits else None), loss
+# %% ../nbs/00_model.ipynb #0c3224ae
+@patch
+def hidden(self: GPT, idx, kv_cache: "KVCache | None" = None):
+    "Final-LayerNorm hidden states (B, T, n_embd); with `kv_cache`, `idx` continues the cached tokens."
+    self._check_input(idx)
+    T = idx.size(1)
+    P = 0 if kv_cache is None else kv_cache.pos
+    if P + T > self.config.block_size:
+        raise ValueError(f"{P} cached + {T} new tokens exceed block_size {self.config.block_size}")
+    x = self.embed(idx, P) # (B, T, C)
+    for i, block in enumerate(self.transformer.h):
+        x = block(x, kv_cache=kv_cache, layer=i)
+    if kv_cache is not None:
+        kv_cache.advance(T)
+    return self.transformer.ln_f(x)
 
 # %% ../nbs/00_model.ipynb #da0b9770
 HF_GPT2_NAMES = {"gpt2": "gpt2_124m", "gpt2-medium": "gpt2_350m", "gpt2-large": "gpt2_774m", "gpt2-xl": "gpt2_1558m"}
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight") # transposed in HF
 
-def _hf_buffer(k): return k.endswith(".attn.bias") or k.endswith(".attn.masked_bias")
-
 def _config_from_hf(hc) -> GPTConfig:
     "Our `GPTConfig` for a `transformers.GPT2Config`; refuse what our model cannot represent exactly."
-    act = getattr(hc, "activation_function", "gelu_new")
-    n_inner = getattr(hc, "n_inner", None)
-    problems = []
-    if act not in ("gelu_new", "gelu_pytorch_tanh"): problems.append(f"activation_function={act!r} (we use tanh-GELU)")
-    if n_inner not in (None, 4 * hc.n_embd): problems.append(f"n_inner={n_inner} (we use 4 * n_embd)")
-    if abs(getattr(hc, "layer_norm_epsilon", 1e-5) - 1e-5) > 1e-12: problems.append(f"layer_norm_epsilon={hc.layer_norm_epsilon}")
-    if not getattr(hc, "scale_attn_weights", True): problems.append("scale_attn_weights=False")
-    if getattr(hc, "scale_attn_by_inverse_layer_idx", False): problems.append("scale_attn_by_inverse_layer_idx=True")
-    if not getattr(hc, "tie_word_embeddings", True): problems.append("tie_word_embeddings=False")
-    if problems: raise ValueError(f"this GPT-2 checkpoint differs from GPT-2's architecture: {', '.join(problems)}")
-    return GPTConfig(block_size=hc.n_positions, vocab_size=hc.vocab_size, n_layer=hc.n_layer, n_head=hc.n_head, n_embd=hc.n_embd)
+    act, n_inner = getattr(hc, "activation_function", "gelu_new"), getattr(hc, "n_inner", None)
+    eps = getattr(hc, "layer_norm_epsilon", 1e-5)
+    problems = [msg for bad, msg in [
+        (act not in ("gelu_new", "gelu_pytorch_tanh"), f"activation_function={act!r} (we use tanh-GELU)"),
+        (n_inner not in (None, 4 * hc.n_embd), f"n_inner={n_inner} (we use 4 * n_embd)"),
+        (abs(eps - 1e-5) > 1e-12, f"layer_norm_epsilon={eps}"),
+        (not getattr(hc, "scale_attn_weights", True), "scale_attn_weights=False"),
+        (getattr(hc, "scale_attn_by_inverse_layer_idx", False), "scale_attn_by_inverse_layer_idx=True"),
+        (not getattr(hc, "tie_word_embeddings", True), "tie_word_embeddings=False")] if bad]
+    if problems:
+        raise ValueError(f"this GPT-2 checkpoint differs from GPT-2's architecture: {', '.join(problems)}")
+    return GPTConfig(block_size=hc.n_positions, vocab_size=hc.vocab_size, n_layer=hc.n_layer, n_head=hc.n_head,
+                     n_embd=hc.n_embd)
 
+# %% ../nbs/00_model.ipynb #01d2d1e3
 @patch(cls_method=True)
 def from_pretrained(cls: GPT,
                     model_type: str, # 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl' or a save_pretrained directory
                     master_process: bool = True, # print the original package's loading line
                     **hf_kwargs, # for `GPT2LMHeadModel.from_pretrained`: cache_dir=, local_files_only=, ...
                    ):
-    "GPT with the weights of a Hugging Face GPT-2: a hub name (`gpt2`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`) or a local directory."
+    "GPT with the weights of a Hugging Face GPT-2: a hub name (`gpt2`, ..., `gpt2-xl`) or a local directory."
     is_dir = Path(os.fspath(model_type)).expanduser().is_dir()
     if not is_dir and model_type not in HF_GPT2_NAMES:
         raise ValueError(f"unknown model {model_type!r}: pass one of {list(HF_GPT2_NAMES)} or a directory holding "
                          f"a GPT2LMHeadModel saved with save_pretrained")
     from transformers import GPT2LMHeadModel # heavy import, only here
-    if master_process: print(f"loading weights from pretrained gpt: {model_type}")
+    if master_process:
+        print(f"loading weights from pretrained gpt: {model_type}")
     src = str(Path(os.fspath(model_type)).expanduser()) if is_dir else model_type
-    try: hf = GPT2LMHeadModel.from_pretrained(src, **hf_kwargs)
+    try:
+        hf = GPT2LMHeadModel.from_pretrained(src, **hf_kwargs)
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise OSError(f"could not load {model_type!r} from the Hugging Face hub or its local cache ({first}). "
-                      f"Without a network connection: run `GPT2LMHeadModel.from_pretrained({model_type!r})` once on a "
-                      f"machine with network access and copy ~/.cache/huggingface, or set HF_HOME to a cache that holds it "
-                      f"(HF_HUB_OFFLINE=1 skips the network retries), or pass a local directory saved with "
+                      f"Without a network connection: run `GPT2LMHeadModel.from_pretrained({model_type!r})` once on "
+                      f"a machine with network access and copy ~/.cache/huggingface, or set HF_HOME to a cache that "
+                      f"holds it (HF_HUB_OFFLINE=1 skips the network retries), or pass a local directory saved with "
                       f"save_pretrained / `GPT.save_hf`.") from e
     config = _config_from_hf(hf.config)
     if not is_dir and config != getattr(GPTConfig, HF_GPT2_NAMES[model_type])():
-        raise ValueError(f"{model_type!r} loaded with config {config}, not the GPT-2 preset; is the local cache corrupt?")
+        raise ValueError(f"{model_type!r} loaded with config {config}, not the GPT-2 preset; "
+                         f"is the local cache corrupt?")
     model = cls(config)
     model.load_hf_state_dict(hf.state_dict())
     return model
 
+# %% ../nbs/00_model.ipynb #1433e100
 @patch
 def load_hf_state_dict(self: GPT,
                        sd_hf: dict, # a `GPT2LMHeadModel`'s state_dict()
                       ):
     "Copy a Hugging Face GPT-2 state dict into this model (transposing the Conv1D weights)."
     sd = self.state_dict()
-    keys = [k for k in sd_hf if not _hf_buffer(k)]
+    keys = [k for k in sd_hf if not k.endswith((".attn.bias", ".attn.masked_bias"))] # not HF's attention masks
     ours = [k for k in sd if k != "lm_head.weight"] # tied: lm_head is wte
     missing = set(ours) - set(keys)
-    if missing: raise ValueError(f"checkpoint lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
+    if missing:
+        raise ValueError(f"checkpoint lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
     with torch.no_grad():
         for k in keys:
-            if k == "lm_head.weight": continue # tied to wte (equal in a GPT-2 checkpoint)
-            if k not in sd: raise ValueError(f"unexpected weight {k!r} in the checkpoint")
+            if k == "lm_head.weight":
+                continue # tied to wte (equal in a GPT-2 checkpoint)
+            if k not in sd:
+                raise ValueError(f"unexpected weight {k!r} in the checkpoint")
             w = sd_hf[k].t() if k.endswith(_CONV1D) else sd_hf[k]
-            if w.shape != sd[k].shape: raise ValueError(f"shape mismatch for {k}: checkpoint {tuple(w.shape)}, ours {tuple(sd[k].shape)}")
+            if w.shape != sd[k].shape:
+                raise ValueError(f"shape mismatch for {k}: checkpoint {tuple(w.shape)}, ours {tuple(sd[k].shape)}")
             sd[k].copy_(w)
     return self
 
@@ -289,8 +295,10 @@ def eval_mode(model: nn.Module, # put in eval mode for the `with` block
     "Run the block with `model` in eval mode (no dropout), then put back the mode it had."
     was_training = model.training
     model.eval()
-    try: yield model
-    finally: model.train(was_training)
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 # %% ../nbs/00_model.ipynb #0033a1cc
 @patch
@@ -302,23 +310,22 @@ def configure_optimizers(self: GPT,
                          betas=(0.9, 0.95), # Adam's moment decays (GPT-3's)
                          eps: float = 1e-8, # Adam's epsilon
                         ):
-    "AdamW with `weight_decay` on the parameters of dim >= 2 only; fused on CUDA. Prints the original package's summary when `master_process`."
+    "AdamW, `weight_decay` on the parameters of dim >= 2 only, fused on CUDA; prints the original package's summary."
     params = [p for p in self.parameters() if p.requires_grad] # tied weight listed once
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused_available = "fused" in inspect.signature(torch.optim.AdamW).parameters
-    use_fused = fused_available and device_type == "cuda"
+    use_fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
     if master_process:
         print(f"num decayed parameter tensors: {len(decay)}, with {sum(p.numel() for p in decay):,} parameters")
-        print(f"num non-decayed parameter tensors: {len(no_decay)}, with {sum(p.numel() for p in no_decay):,} parameters")
+        print(f"num non-decayed parameter tensors: {len(no_decay)}, "
+              f"with {sum(p.numel() for p in no_decay):,} parameters")
         print(f"using fused AdamW: {use_fused}")
-    kw = {"fused": True} if use_fused else {}
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps, **kw)
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps, **({"fused": True} if use_fused else {}))
 
 # %% ../nbs/00_model.ipynb #4f7fadd0
 class ChunkedLinearCE(torch.autograd.Function):
-    "Mean cross-entropy of `h @ W.T` (N, V) against `targets` (N,), `chunk` rows at a time, gradients computed in the forward."
+    "Mean cross-entropy of `h @ W.T` (N, V) against `targets` (N,), `chunk` rows at a time; gradients in the forward."
     @staticmethod
     def forward(ctx, h, W, targets, chunk: int, need_h: bool, need_W: bool):
         N = h.size(0)
@@ -334,11 +341,14 @@ class ChunkedLinearCE(torch.autograd.Function):
             mx = lt.amax(0)
             se = lt.sub_(mx).exp_().sum(0)                         # exp(logits - max), in place: one exp pass
             total += (mx + se.log() - target_logit).sum()          # CE = logsumexp - target logit
-            if not (need_h or need_W): continue
+            if not (need_h or need_W):
+                continue
             g = lt.div_(se)                                        # softmax, in place
             g[tc, cols] -= 1                                       # d(summed CE)/d(logits) = softmax - onehot
-            if need_h: torch.mm(g.t(), W, out=grad_h[s:s + chunk]) # (n, C)
-            if need_W: grad_W.addmm_(g, hc)                        # (V, C)
+            if need_h:
+                torch.mm(g.t(), W, out=grad_h[s:s + chunk])        # (n, C)
+            if need_W:
+                grad_W.addmm_(g, hc)                               # (V, C)
         ctx.save_for_backward(grad_h / N if need_h else None, grad_W / N if need_W else None)
         return total / N
 
@@ -347,20 +357,39 @@ class ChunkedLinearCE(torch.autograd.Function):
         gh, gw = ctx.saved_tensors
         return (None if gh is None else gh * grad_out), (None if gw is None else gw * grad_out), None, None, None, None
 
+# %% ../nbs/00_model.ipynb #60ab8567
 def chunked_head_loss(h, # (N, C) hidden states
                       W, # (V, C) the head's weight
                       targets, # (N,) token ids
                       chunk: int = 512, # positions per chunk
                      ):
-    "Mean cross-entropy of the logits `h @ W.T` against `targets` without materialising them; `h` (N, C), `W` (V, C), `targets` (N,)."
+    "Mean cross-entropy of the logits `h @ W.T` (never materialised) against `targets`; `h` (N, C), `W` (V, C)."
     if targets.numel() and bool(((targets < 0) | (targets >= W.size(0))).any()):
-        raise ValueError(f"targets must be token ids in [0, {W.size(0)}), got min {int(targets.min())}, max {int(targets.max())}")
+        raise ValueError(f"targets must be token ids in [0, {W.size(0)}), "
+                         f"got min {int(targets.min())}, max {int(targets.max())}")
     g = torch.is_grad_enabled()
     return ChunkedLinearCE.apply(h, W, targets, chunk, g and h.requires_grad, g and W.requires_grad)
 
 def _chunked_ok(x) -> bool:
     "The chunked head handles fp32 eager mode; autocast and torch.compile take the plain path."
-    return not torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type) and x.dtype == torch.float32
+    eager = not torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type)
+    return eager and x.dtype == torch.float32
+
+# %% ../nbs/00_model.ipynb #31da94fc
+@patch
+def forward(self: GPT, idx, targets=None, return_logits: bool = True):
+    "Logits (B, T, vocab_size) and the mean cross-entropy loss over all positions (None without `targets`)."
+    if targets is not None and targets.shape != idx.shape:
+        raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
+    x = self.hidden(idx) # (B, T, C)
+    if targets is not None and not return_logits and _chunked_ok(x):
+        # loss only: head + cross-entropy a chunk of positions at a time, the (B*T, V) logits never exist at once
+        return None, chunked_head_loss(x.flatten(0, 1), self.lm_head.weight, targets.reshape(-1))
+    logits = self.lm_head(x) # (B, T, vocab_size)
+    loss = None
+    if targets is not None:
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+    return (logits if return_logits else None), loss
 
 # %% ../nbs/00_model.ipynb #208ebb2c
 class KVCache:
@@ -381,12 +410,51 @@ class KVCache:
         self.v[layer][:, :, self.pos:self.pos + T] = v
         return self.k[layer][:, :, :self.pos + T], self.v[layer][:, :, :self.pos + T]
 
-    def advance(self, T): self.pos += T # called once per forward, after every layer has updated
+    def advance(self, T):
+        self.pos += T # called once per forward, after every layer has updated
+
+# %% ../nbs/00_model.ipynb #73f95fb1
+@patch
+def attend(self: CausalSelfAttention, q, k, v, # (B, nh, T, hs): the new tokens' queries, keys and values
+           kv_cache: KVCache | None = None, layer: int = 0): # the cache, and which of its layers is this one's
+    "softmax(q k^T / sqrt(hs)) v under the causal mask, over the cached tokens and the new ones."
+    P, T = (0 if kv_cache is None else kv_cache.pos), q.size(2)
+    if kv_cache is not None:
+        k, v = kv_cache.update(layer, k, v) # (B, nh, P+T, hs)
+    if P == 0:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if T == 1:
+        return F.scaled_dot_product_attention(q, k, v) # one new token sees the whole cache
+    mask = torch.ones(T, P + T, dtype=torch.bool, device=q.device).tril(diagonal=P) # new token i sees 0..P+i
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 # %% ../nbs/00_model.ipynb #cd581fc2
+def _last_logits(model, x):
+    return model.lm_head(x[:, -1, :]) # (B, vocab_size): only the last position is needed
+
+@torch.no_grad()
+def prefill(model: GPT,
+            idx, # (B, T) prompt token ids; only the last `block_size` are used
+            max_len: int, # room of the new cache, in tokens
+           ) -> tuple[torch.Tensor, KVCache]:
+    "Run the prompt `idx` (B, T), cropped to `block_size`, into a new `KVCache`; -> (next-token logits, cache)."
+    cache = KVCache(model.config.n_layer, max_len=max_len)
+    return _last_logits(model, model.hidden(idx[:, -model.config.block_size:], kv_cache=cache)), cache
+
+# %% ../nbs/00_model.ipynb #7031990b
+@torch.no_grad()
+def decode_one_token(model: GPT,
+                     idx_next, # (B, 1) the newest token ids
+                     cache: KVCache, # the cache `prefill` filled; advanced by one token
+                    ) -> torch.Tensor:
+    "Run only the newest tokens `idx_next` (B, 1) against the cached keys and values; -> next-token logits."
+    return _last_logits(model, model.hidden(idx_next, kv_cache=cache))
+
+# %% ../nbs/00_model.ipynb #d19fdddf
 def _sample_next(logits, temperature=1.0, top_k=None, do_sample=True, generator=None):
     "Next token ids (B, 1) from last-position `logits` (B, vocab_size); `temperature=0` or `do_sample=False`: argmax."
-    if not do_sample or temperature == 0: return logits.argmax(dim=-1, keepdim=True)
+    if not do_sample or temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
     logits = logits.float() / temperature
     if top_k is not None:
         v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
@@ -394,29 +462,14 @@ def _sample_next(logits, temperature=1.0, top_k=None, do_sample=True, generator=
     probs = F.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
-def _last_logits(model, x): return model.lm_head(x[:, -1, :]) # (B, vocab_size): only the last position is needed
-
-@torch.no_grad()
-def prefill(model: GPT,
-            idx, # (B, T) prompt token ids; only the last `block_size` are used
-            max_len: int, # room of the new cache, in tokens
-           ) -> tuple[torch.Tensor, KVCache]:
-    "Run the prompt `idx` (B, T), cropped to `block_size`, into a new `KVCache` of `max_len` tokens; -> (next-token logits, cache)."
-    cache = KVCache(model.config.n_layer, max_len=max_len)
-    return _last_logits(model, model.hidden(idx[:, -model.config.block_size:], kv_cache=cache)), cache
-
-@torch.no_grad()
-def decode_one_token(model: GPT,
-                     idx_next, # (B, 1) the newest token ids
-                     cache: KVCache, # the cache `prefill` filled; advanced by one token
-                    ) -> torch.Tensor:
-    "Run only the newest tokens `idx_next` (B, 1) against the cached keys and values; -> next-token logits (B, vocab_size)."
-    return _last_logits(model, model.hidden(idx_next, kv_cache=cache))
-
+# %% ../nbs/00_model.ipynb #3166dd29
 def _check_generate_args(idx, temperature, top_k):
-    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None: check_positive_int("top_k", top_k)
-    if idx.dim() != 2 or idx.size(1) == 0: raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None:
+        check_positive_int("top_k", top_k)
+    if idx.dim() != 2 or idx.size(1) == 0:
+        raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
 
 @patch
 @torch.no_grad()
@@ -429,7 +482,7 @@ def generate(self: GPT,
              do_sample: bool = True, # False: greedy (the argmax)
              use_cache: bool = True, # False: the lecture's way, the whole context at every step
             ):
-    "Continue `idx` (B, T) by `max_new_tokens` tokens; returns (B, T + max_new_tokens). `temperature=0` or `do_sample=False`: greedy."
+    "Continue `idx` (B, T) by `max_new_tokens` tokens -> (B, T + max_new_tokens); `temperature=0`: greedy."
     _check_generate_args(idx, temperature, top_k)
     bs, cache = self.config.block_size, None
     for _ in range(max_new_tokens):
@@ -451,10 +504,11 @@ def hf_config(self: GPT):
         raise ValueError(f"cannot export to Hugging Face's GPT2LMHeadModel: this model uses {c.non_gpt2_options}, "
                          f"which GPT-2's architecture cannot represent")
     from transformers import GPT2Config
-    return GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head,
-                      activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    return GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
+                      n_head=c.n_head, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                       layer_norm_epsilon=1e-5, tie_word_embeddings=True, bos_token_id=50256, eos_token_id=50256)
 
+# %% ../nbs/00_model.ipynb #e3b168bb
 @patch
 def save_hf(self: GPT,
             path, # the folder to write (replaced if it exists)
@@ -462,35 +516,34 @@ def save_hf(self: GPT,
     "Save as a Hugging Face `GPT2LMHeadModel` checkpoint in directory `path` (loadable with `from_pretrained(path)`)."
     from transformers import GPT2LMHeadModel
     path = Path(path).expanduser()
-    if path.exists() and not path.is_dir(): raise ValueError(f"{path} exists and is not a directory")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} exists and is not a directory")
     hf = GPT2LMHeadModel(self.hf_config())
     sd_hf = hf.state_dict()
     with torch.no_grad():
         for k, w in self.state_dict().items():
-            if k == "lm_head.weight": continue # tied to wte
+            if k == "lm_head.weight":
+                continue # tied to wte
             sd_hf[k].copy_(w.t() if k.endswith(_CONV1D) else w)
     hf.tie_weights()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
     try:
         hf.save_pretrained(tmp)
-        old = None
-        if path.exists(): old = path.rename(path.with_name(f".{path.name}.old{os.getpid()}"))
+        old = path.rename(path.with_name(f".{path.name}.old{os.getpid()}")) if path.exists() else None
         os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old)
+        if old is not None:
+            shutil.rmtree(old)
     finally:
-        if tmp.exists(): shutil.rmtree(tmp)
+        if tmp.exists():
+            shutil.rmtree(tmp)
     return path
 
 # %% ../nbs/00_model.ipynb #c8839924
 PEAK_BF16_FLOPS = { # dense bf16 (no sparsity) from NVIDIA's datasheets; names as torch.cuda.get_device_name spells them
-    "A100": 312e12,       # SXM and PCIe
-    "H100 PCIe": 756e12,
-    "H100 NVL": 835e12,
-    "H100": 989e12,       # SXM ("NVIDIA H100 80GB HBM3")
-    "H200 NVL": 835e12,
-    "H200": 989e12,       # SXM: the H100's compute with more memory
-    "GH200": 989e12,
+    "A100": 312e12, # SXM and PCIe
+    "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, # H100: SXM ("NVIDIA H100 80GB HBM3")
+    "H200 NVL": 835e12, "H200": 989e12, "GH200": 989e12, # H200: SXM, the H100's compute with more memory
     "B200": 2250e12,
 }
 
@@ -500,16 +553,19 @@ def peak_flops_of(name: str, # a GPU's name, as torch.cuda.get_device_name spell
     words = name.upper().replace("-", " ").split()
     for key in sorted(PEAK_BF16_FLOPS, key=len, reverse=True): # most specific first: "H100 NVL" before "H100"
         k = key.upper().split()
-        if any(words[i:i + len(k)] == k for i in range(len(words))): return PEAK_BF16_FLOPS[key]
+        if any(words[i:i + len(k)] == k for i in range(len(words))):
+            return PEAK_BF16_FLOPS[key]
     return None
 
 def get_peak_flops(device=None, # a torch device; CPU and MPS give None
                   ) -> float | None:
     "Peak dense bf16 FLOP/s of a CUDA `device` (see `peak_flops_of`); None when unknown (CPU, MPS, other GPUs)."
     device = torch.device(device if device is not None else "cpu")
-    if device.type != "cuda" or not torch.cuda.is_available(): return None
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
     return peak_flops_of(torch.cuda.get_device_name(device))
 
+# %% ../nbs/00_model.ipynb #714a56b1
 @patch
 def flops_per_token(self: GPT,
                     T: int | None = None, # context length; default: block_size
@@ -527,11 +583,10 @@ def estimate_mfu(self: GPT,
                  peak_flops: float | None = None, # the device's peak FLOP/s; default: looked up
                  device=None, # whose peak to look up; default: the model's device
                 ) -> float | None:
-    "Model FLOPs utilisation: achieved FLOP/s over `peak_flops` (or the peak of `device`, default: the model's device); None when unknown."
+    "Model FLOPs utilisation: achieved FLOP/s over `peak_flops` (default: the peak of `device`); None when unknown."
     if peak_flops is None:
         peak_flops = get_peak_flops(device if device is not None else next(self.parameters()).device)
-    if peak_flops is None: return None
-    return self.flops_per_token(T) * tokens_per_sec / peak_flops
+    return None if peak_flops is None else self.flops_per_token(T) * tokens_per_sec / peak_flops
 
 # %% ../nbs/00_model.ipynb #c5478e58
 from .data import DataLoaderLite # the original package's import path (buildNanoGPT.compat)

@@ -1,4 +1,4 @@
-"""What the GPT-2 speedrun found since the lecture: rotary positions, QK-norm, ReLU², an untied head, zero-init projections, logit soft-capping and the Muon optimizer, each an option that is off by default
+"""The speedrun's finds since the lecture: rotary, QK-norm, ReLU², untied head, zero-init, soft-cap, Muon; all off
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/beyond.html.md"""
 
@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
+from fastcore.basics import patch
 from torch.nn import functional as F
 
 from .model import GPT, GPTConfig, KVCache, CausalSelfAttention, MLP, Block
@@ -45,15 +46,16 @@ class ModernConfig(GPTConfig):
         if self.rotary and self.head_size % 2:
             raise ValueError(f"rotary=True needs an even head size, got n_embd/n_head = {self.head_size}")
 
-    @property
-    def non_gpt2_options(self) -> dict:
-        "The options beyond the lecture that this config turns on (empty: plain GPT-2)."
-        return {k: getattr(self, k) for k, v in OPTIONS.items() if getattr(self, k) != v}
+# %% ../nbs/05_beyond.ipynb #064c2b2c
+@patch(as_prop=True)
+def non_gpt2_options(self: ModernConfig) -> dict:
+    "The options beyond the lecture that this config turns on (empty: plain GPT-2)."
+    return {k: getattr(self, k) for k, v in OPTIONS.items() if getattr(self, k) != v}
 
-    @property
-    def is_gpt2(self) -> bool:
-        "True when this is GPT-2's architecture exactly (every option beyond the lecture off)."
-        return not self.non_gpt2_options
+@patch(as_prop=True)
+def is_gpt2(self: ModernConfig) -> bool:
+    "True when this is GPT-2's architecture exactly (every option beyond the lecture off)."
+    return not self.non_gpt2_options
 
 # %% ../nbs/05_beyond.ipynb #083fc139
 def config_from_dict(d: dict) -> GPTConfig:
@@ -66,7 +68,7 @@ class Rotary(nn.Module):
     "Rotary position embeddings: cos/sin tables for positions 0..`block_size`-1 of a head of size `hs` (even)."
     def __init__(self, hs: int, block_size: int, base: float = 10000.0):
         super().__init__()
-        inv_freq = base ** (-torch.arange(0, hs, 2, dtype=torch.float32) / hs)           # (hs/2,) one frequency per pair
+        inv_freq = base ** (-torch.arange(0, hs, 2, dtype=torch.float32) / hs)         # (hs/2,) a frequency per pair
         angles = torch.outer(torch.arange(block_size, dtype=torch.float32), inv_freq)  # (block_size, hs/2)
         self.register_buffer("cos", angles.cos(), persistent=False) # tables, not weights: not in the state_dict
         self.register_buffer("sin", angles.sin(), persistent=False)
@@ -89,22 +91,20 @@ class ModernAttention(CausalSelfAttention):
     def forward(self, x, kv_cache: KVCache | None = None, layer: int = 0):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)) # (B, nh, T, hs)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)) # (B,nh,T,hs)
         P = 0 if kv_cache is None else kv_cache.pos # positions of the new tokens start after the cached ones
-        if self.qk_norm: q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
-        if self.rotary is not None: q, k = self.rotary(q, P), self.rotary(k, P) # keys are cached rotated
-        if kv_cache is not None: k, v = kv_cache.update(layer, k, v)
-        if P == 0:   y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        elif T == 1: y = F.scaled_dot_product_attention(q, k, v)
-        else:
-            mask = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if self.qk_norm:
+            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        if self.rotary is not None:
+            q, k = self.rotary(q, P), self.rotary(k, P) # keys are cached rotated
+        y = self.attend(q, k, v, kv_cache, layer) # GPT-2's causal attention, through the cache when there is one
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 # %% ../nbs/05_beyond.ipynb #d8e8d7a9
 class ReLU2(nn.Module):
     "ReLU(x)^2: zero for negative inputs, x^2 for positive ones."
-    def forward(self, x): return F.relu(x).square()
+    def forward(self, x):
+        return F.relu(x).square()
 
 class ModernMLP(MLP):
     "GPT-2's MLP with tanh-GELU or (`relu2`) ReLU^2 as its activation."
@@ -115,8 +115,10 @@ class ModernMLP(MLP):
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
         self.c_proj.NANOGPT_SCALE_INIT = 1
 
-    def forward(self, x): return self.c_proj(self.act(self.c_fc(x)))
+    def forward(self, x):
+        return self.c_proj(self.act(self.c_fc(x)))
 
+# %% ../nbs/05_beyond.ipynb #66db0426
 class ModernBlock(Block):
     "GPT-2's pre-norm block around `ModernAttention` and `ModernMLP`."
     def __init__(self, config: ModernConfig):
@@ -131,7 +133,8 @@ class SoftcapLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=False)
         self.cap = float(cap)
 
-    def forward(self, x): return self.cap * torch.tanh(super().forward(x) / self.cap)
+    def forward(self, x):
+        return self.cap * torch.tanh(super().forward(x) / self.cap)
 
 # %% ../nbs/05_beyond.ipynb #2e2cf69a
 class ModernGPT(GPT):
@@ -143,86 +146,110 @@ class ModernGPT(GPT):
                             "e.g. ModernConfig.cpu_tiny(rotary=True)")
         self.config = c = config
         parts = dict(wte=nn.Embedding(c.vocab_size, c.n_embd))
-        if not c.rotary: parts["wpe"] = nn.Embedding(c.block_size, c.n_embd) # rotary: positions live in attention
+        if not c.rotary:
+            parts["wpe"] = nn.Embedding(c.block_size, c.n_embd) # rotary: positions live in attention
         parts.update(h=nn.ModuleList([ModernBlock(c) for _ in range(c.n_layer)]), ln_f=nn.LayerNorm(c.n_embd))
         self.transformer = nn.ModuleDict(parts)
         self.lm_head = (SoftcapLinear(c.n_embd, c.vocab_size, c.logit_softcap) if c.logit_softcap
                         else nn.Linear(c.n_embd, c.vocab_size, bias=False))
-        if c.tie_embeddings: self.transformer.wte.weight = self.lm_head.weight
+        if c.tie_embeddings:
+            self.transformer.wte.weight = self.lm_head.weight
         self.apply(self._init_weights) # GPT-2's init, in GPT-2's order
         if c.zero_init_proj: # each block starts as the identity: the residual stream is the embedding alone
             for block in self.transformer.h:
-                nn.init.zeros_(block.attn.c_proj.weight); nn.init.zeros_(block.mlp.c_proj.weight)
+                nn.init.zeros_(block.attn.c_proj.weight)
+                nn.init.zeros_(block.mlp.c_proj.weight)
 
-    def embed(self, idx, P: int = 0):
-        "As `GPT.embed`; with rotary the positions live in attention, so only the token embeddings."
-        return self.transformer.wte(idx) if self.config.rotary else super().embed(idx, P)
+# %% ../nbs/05_beyond.ipynb #d8a95adf
+@patch
+def embed(self: ModernGPT, idx, P: int = 0):
+    "As `GPT.embed`; with rotary the positions live in attention, so only the token embeddings."
+    return self.transformer.wte(idx) if self.config.rotary else GPT.embed(self, idx, P)
 
-    def forward(self, idx, targets=None, return_logits: bool = True):
-        "As `GPT.forward`; soft-capped logits take the plain path (the chunked loss knows only a linear head)."
-        if not self.config.logit_softcap: return super().forward(idx, targets, return_logits)
-        if targets is not None and targets.shape != idx.shape:
-            raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
-        logits = self.lm_head(self.hidden(idx)) # (B, T, vocab_size)
-        loss = None if targets is None else F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1))
-        return (logits if return_logits else None), loss
+@patch
+def forward(self: ModernGPT, idx, targets=None, return_logits: bool = True):
+    "As `GPT.forward`; soft-capped logits take the plain path (the chunked loss knows only a linear head)."
+    if not self.config.logit_softcap:
+        return GPT.forward(self, idx, targets, return_logits)
+    if targets is not None and targets.shape != idx.shape:
+        raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
+    logits = self.lm_head(self.hidden(idx)) # (B, T, vocab_size)
+    loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1).float(), targets.reshape(-1))
+    return (logits if return_logits else None), loss
 
-    def flops_per_token(self, T=None) -> float:
-        "Training FLOPs per token at context `T`, as `GPT.flops_per_token` (no wpe to leave out with rotary)."
-        c = self.config
-        T = c.block_size if T is None else T
-        N = sum(p.numel() for p in self.parameters()) - (0 if c.rotary else self.transformer.wpe.weight.numel())
-        return float(6 * N + 12 * c.n_layer * c.n_head * c.head_size * T)
+# %% ../nbs/05_beyond.ipynb #b7985f91
+@patch
+def flops_per_token(self: ModernGPT, T=None) -> float:
+    "Training FLOPs per token at context `T`, as `GPT.flops_per_token` (no wpe to leave out with rotary)."
+    c = self.config
+    T = c.block_size if T is None else T
+    N = sum(p.numel() for p in self.parameters()) - (0 if c.rotary else self.transformer.wpe.weight.numel())
+    return float(6 * N + 12 * c.n_layer * c.n_head * c.head_size * T)
 
+# %% ../nbs/05_beyond.ipynb #3de2d4b6
 def build_model(config: GPTConfig) -> GPT:
     "The model for `config`: the lecture's `GPT` when it is plain GPT-2, else a `ModernGPT`."
     return ModernGPT(config) if getattr(config, "non_gpt2_options", None) else GPT(config)
 
 # %% ../nbs/05_beyond.ipynb #4f7439bd
 def split_params(model) -> tuple[list, list, list]:
-    "(hidden matrices, other matrices, vectors): the 2-D weights inside the blocks (Muon's), the embeddings/head, biases and norms."
+    "(hidden, other, vectors): the blocks' 2-D weights (for Muon), the embeddings and head, the biases and norms."
     hidden, other, vectors, seen = [], [], [], set()
     for name, p in model.named_parameters():
-        if not p.requires_grad or id(p) in seen: continue # a tied weight is listed once
+        if not p.requires_grad or id(p) in seen:
+            continue # a tied weight is listed once
         seen.add(id(p))
-        if p.dim() < 2: vectors.append(p)
-        elif ".h." in f".{name}": hidden.append(p)
-        else: other.append(p)
+        if p.dim() < 2:
+            vectors.append(p)
+        elif ".h." in f".{name}":
+            hidden.append(p)
+        else:
+            other.append(p)
     return hidden, other, vectors
 
+# %% ../nbs/05_beyond.ipynb #1c070058
 class MuonAdamW:
-    "Muon for the hidden matrices and AdamW for the rest, stepped as one optimizer (the training loop sees one `param_groups`)."
-    def __init__(self, muon: torch.optim.Optimizer, adamw: torch.optim.Optimizer): self.muon, self.adamw = muon, adamw
+    "Muon for the hidden matrices and AdamW for the rest, stepped as one optimizer (with one `param_groups`)."
+    def __init__(self, muon: torch.optim.Optimizer, adamw: torch.optim.Optimizer):
+        self.muon, self.adamw = muon, adamw
 
     @property
-    def param_groups(self): return self.muon.param_groups + self.adamw.param_groups # the same dicts: setting "lr" sticks
+    def param_groups(self):
+        return self.muon.param_groups + self.adamw.param_groups # the same dicts: setting "lr" sticks
 
     def zero_grad(self, set_to_none: bool = True):
-        self.muon.zero_grad(set_to_none=set_to_none); self.adamw.zero_grad(set_to_none=set_to_none)
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
 
-    def step(self): self.muon.step(); self.adamw.step()
+    def step(self):
+        self.muon.step()
+        self.adamw.step()
 
-    def state_dict(self): return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+    def state_dict(self):
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
 
     def load_state_dict(self, sd):
         if not (isinstance(sd, dict) and {"muon", "adamw"} <= sd.keys()):
             raise ValueError("this optimizer state is not Muon+AdamW's (was the run trained with optimizer='adamw'?); "
                              "resume with the run's optimizer")
-        self.muon.load_state_dict(sd["muon"]); self.adamw.load_state_dict(sd["adamw"])
+        self.muon.load_state_dict(sd["muon"])
+        self.adamw.load_state_dict(sd["adamw"])
 
+# %% ../nbs/05_beyond.ipynb #7cd44ffc
 def muon_adamw(model, lr: float, # AdamW's peak learning rate (embeddings, head, vectors)
                muon_lr: float, # Muon's peak learning rate (hidden matrices)
                weight_decay: float = 0.1, # AdamW's, on the embeddings and head (Muon's matrices: none)
                momentum: float = 0.95, betas=(0.9, 0.95), eps: float = 1e-8, master_process: bool = True) -> MuonAdamW:
-    "`torch.optim.Muon` on the blocks' 2-D weights, AdamW on the rest; each group's `lr_scale` keeps Muon at `muon_lr / lr` of the schedule."
+    "`torch.optim.Muon` on the blocks' 2-D weights, AdamW on the rest, Muon at `muon_lr / lr` of the schedule."
     hidden, other, vectors = split_params(model)
-    muon = torch.optim.Muon([{"params": hidden, "lr_scale": muon_lr / lr}], lr=muon_lr, weight_decay=0.0, momentum=momentum)
+    muon = torch.optim.Muon([{"params": hidden, "lr_scale": muon_lr / lr}], lr=muon_lr, weight_decay=0.0,
+                            momentum=momentum)
     adamw = torch.optim.AdamW([{"params": other, "weight_decay": weight_decay, "lr_scale": 1.0},
                                {"params": vectors, "weight_decay": 0.0, "lr_scale": 1.0}], lr=lr, betas=betas, eps=eps)
     if master_process:
         n = lambda ps: sum(p.numel() for p in ps)
-        print(f"Muon: {len(hidden)} hidden matrices, {n(hidden):,} parameters; AdamW: {len(other) + len(vectors)} tensors, "
-              f"{n(other) + n(vectors):,} parameters")
+        print(f"Muon: {len(hidden)} hidden matrices, {n(hidden):,} parameters; "
+              f"AdamW: {len(other) + len(vectors)} tensors, {n(other) + n(vectors):,} parameters")
     return MuonAdamW(muon, adamw)
 
 # %% ../nbs/05_beyond.ipynb #f399ef16
@@ -234,13 +261,17 @@ RECIPES = { # TrainingConfig overrides per recipe and preset: the model options,
                "gpt2_124m": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", muon_lr=0.02)}, # GPU: not tuned here
 }
 
+# %% ../nbs/05_beyond.ipynb #16aa1980
 def recipe_kw(recipe: str = "lecture", # 'lecture': no change; 'modern': the set of this page
               preset: str = "cpu_default", # the training preset it applies to
              ) -> dict:
     "The `TrainingConfig` overrides of `recipe` for a training `preset`."
-    if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
-    if not RECIPES[recipe]: return {}
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+    if not RECIPES[recipe]:
+        return {}
     key = {"124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu": "cpu_default"}.get(preset.lower().replace("-", "_"), preset)
     if key not in RECIPES[recipe]:
-        raise ValueError(f"recipe {recipe!r} has no settings for preset {preset!r}; use one of {sorted(RECIPES[recipe])}")
+        raise ValueError(f"recipe {recipe!r} has no settings for preset {preset!r}; "
+                         f"use one of {sorted(RECIPES[recipe])}")
     return dict(RECIPES[recipe][key])

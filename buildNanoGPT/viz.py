@@ -6,7 +6,7 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/viz.html.md"""
 
 # %% ../nbs/03_viz.ipynb #d631f8e0
 from __future__ import annotations
-import os, re, warnings
+import io, os, re, time, warnings
 from pathlib import Path
 import numpy as np
 from fastcore.basics import patch_to
@@ -41,8 +41,7 @@ def _read_records(path: Path, streams) -> dict[str, dict[int, float]]:
     partial = lines.pop()  # "" when the file ends with a newline; otherwise a last line still being written
     records: dict[str, dict[int, float]] = {}
     for i, line in enumerate(lines + [partial], start=1):
-        if not line.strip():
-            continue
+        if not line.strip(): continue
         try:
             step, stream, value = _parse_line(line, streams)
         except ValueError as e:
@@ -95,8 +94,7 @@ GPT3_HELLASWAG = {"124M": 0.337, "350M": 0.436, "774M": 0.510, "1558M": 0.547}
 def gpt2_baselines(sz: str | None = "124M", # model size: 124M, 350M, 774M or 1558M (`None`: no baselines)
                   ) -> dict[str, float]: # keys val_loss, hella_gpt2, hella_gpt3
     "OpenAI's GPT-2 val loss and GPT-2/GPT-3 HellaSwag accuracy for the model size `sz`."
-    if sz is None:
-        return {}
+    if sz is None: return {}
     if sz not in GPT2_VAL_LOSS:
         raise ValueError(f"unknown model size sz={sz!r}; pass one of {', '.join(GPT2_VAL_LOSS)} "
                          "(or None for no baselines)")
@@ -115,14 +113,11 @@ def _summary(streams) -> list[str]:
     return lines
 
 # %% ../nbs/03_viz.ipynb #21c70441
-def _finite(xs, ys):
-    "The points of a curve whose value is finite."
-    ok = np.isfinite(ys)
-    return xs[ok], ys[ok]
-
 def _curve(ax, streams, stream, label):
     "Plot one stream's finite points; a sparse stream (val, a short run) gets markers so one point shows."
-    xs, ys = _finite(*streams[stream])
+    xs, ys = streams[stream]
+    ok = np.isfinite(ys) # a nan or inf point is not drawn
+    xs, ys = xs[ok], ys[ok]
     ax.plot(xs, ys, marker="o" if len(xs) < 50 else None, markersize=3, label=label)
 
 # %% ../nbs/03_viz.ipynb #c558bd07
@@ -138,8 +133,7 @@ def _loss_panel(ax, streams, sz, base, loss_ylim, name):
     plain = FuncFormatter(lambda y, _: f"{y:g}")  # 3, 4, 6, 10 rather than 3x10^0 on the log axis
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain)
-    if loss_ylim is not None:
-        ax.set_ylim(*loss_ylim)
+    if loss_ylim is not None: ax.set_ylim(*loss_ylim)
 
 # %% ../nbs/03_viz.ipynb #f5738414
 def _hella_panel(ax, streams, sz, base, name):
@@ -167,8 +161,7 @@ def _draw(fig, streams, sz, base, loss_ylim, name=None):
         _curve(ax, streams, stream, name)
         ax.set(xlabel="steps", ylabel=stream, title=stream)
     for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
+        if ax.get_legend_handles_labels()[0]: ax.legend()
 
 # %% ../nbs/03_viz.ipynb #8b9db9c7
 def _figure(show: bool, figsize):
@@ -179,12 +172,10 @@ def _figure(show: bool, figsize):
     from matplotlib.figure import Figure
     return Figure(figsize=figsize)
 
-# %% ../nbs/03_viz.ipynb #de9cf884
 def _save_png(fig, out) -> Path:
     "Save `fig` to `out` (a PNG when `out` has no suffix) through a temp file renamed over it: never half a PNG."
     out = Path(out)
-    if not out.suffix:
-        out = out.with_suffix(".png")
+    out = out if out.suffix else out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     try:
@@ -223,13 +214,10 @@ def _notebook_display():
     "IPython's `display` when running in a Jupyter kernel, else None."
     try:
         from IPython import get_ipython
-        ip = get_ipython()
-        if ip is None or not hasattr(ip, "kernel"):
-            return None
         from IPython.display import display
-        return display
     except ImportError:
         return None
+    return display if getattr(get_ipython(), "kernel", None) is not None else None
 
 # %% ../nbs/03_viz.ipynb #08e18565
 class LivePlot:
@@ -261,31 +249,16 @@ def add_log(self, log_file):
         for s, v in zip(steps, values):
             self.add(s, stream, v)
 
-# %% ../nbs/03_viz.ipynb #e292aa5e
 @patch_to(LivePlot)
 def streams(self) -> dict:
-    "The points as `read_log` returns them: stream -> (steps, values), sorted by step."
+    "The points as `read_log` returns them (the same `_draw` draws both): stream -> (steps, values), by step."
     return {k: _sorted_arrays(d) for k, d in self.points.items() if d}
-
-# %% ../nbs/03_viz.ipynb #408d04ab
-@patch_to(LivePlot)
-def png(self) -> bytes:
-    "The figure drawn from the current points, as PNG bytes."
-    import io
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    self.fig.clear()
-    _draw(self.fig, self.streams(), self.sz, self.base, None, self.name)
-    buf = io.BytesIO()
-    FigureCanvasAgg(self.fig).print_png(buf)
-    return buf.getvalue()
 
 # %% ../nbs/03_viz.ipynb #e4d32d55
 @patch_to(LivePlot)
 def draw(self, force: bool = False) -> bool:
     "Redraw in place (at most every `every` seconds unless `force`); returns whether it drew."
-    import time
-    if not self.available or not self.points:
-        return False
+    if not self.available or not self.points: return False
     now = time.monotonic()
     if not force and self._last is not None and now - self._last < self.every:
         return False
@@ -309,10 +282,8 @@ def live_plot_for(live_plot, # True, False or a `LivePlot`
                   log_file=None, # the run's log.txt, when it resumes
                  ) -> LivePlot | None:
     "The run's `LivePlot` (seeded with `log_file`), or None: not asked for, or no notebook display here (said once)."
-    if not live_plot:
-        return None
-    if live_plot is True:
-        live_plot = LivePlot(sz=sz)
+    if not live_plot: return None
+    if live_plot is True: live_plot = LivePlot(sz=sz)
     if not live_plot.available:
         print("live_plot: no notebook display here (it needs a Jupyter kernel); the curves are in log.txt "
               "(buildnanogpt-plot)")
