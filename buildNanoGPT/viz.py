@@ -21,11 +21,9 @@ STREAMS = ("train", "val", "hella")  # the lecture's streams: training loss, val
 def _parse_line(line: str, streams) -> tuple[int, str, float]:
     "Split one `{step} {stream} {value}` record; raise ValueError (message without the location) if it is not one."
     parts = line.split()
-    if len(parts) != 3:
-        raise ValueError(f"expected 3 fields '<step> <stream> <value>', got {len(parts)}")
+    if len(parts) != 3: raise ValueError(f"expected 3 fields '<step> <stream> <value>', got {len(parts)}")
     step, stream, value = parts
-    if not re.fullmatch(r"\d+", step):
-        raise ValueError(f"expected a non-negative integer step, got {step!r}")
+    if not re.fullmatch(r"\d+", step): raise ValueError(f"expected a non-negative integer step, got {step!r}")
     if streams is not None and stream not in streams:
         raise ValueError(f"expected a stream in {'|'.join(streams)}, got {stream!r}")
     try:
@@ -45,8 +43,7 @@ def _read_records(path: Path, streams) -> dict[str, dict[int, float]]:
         try:
             step, stream, value = _parse_line(line, streams)
         except ValueError as e:
-            if i == len(lines) + 1:
-                break  # half-written last line: the writer has not finished it yet
+            if i == len(lines) + 1: break # half-written last line: the writer has not finished it yet
             raise ValueError(f"{path}, line {i}: {e} (line: {line!r}); "
                              "each line must be '<step> <stream> <value>', e.g. '10 train 3.2845'") from None
         records.setdefault(stream, {})[step] = value  # a step logged again (resumed run): the later record wins
@@ -155,8 +152,7 @@ def _draw(fig, streams, sz, base, loss_ylim, name=None):
     axes = fig.subplots(1, 2 + len(others), squeeze=False)[0]
     _loss_panel(axes[0], streams, sz, base, loss_ylim, name)
     _hella_panel(axes[1], streams, sz, base, name)
-    if "hella" not in streams:
-        axes[1].set_xlim(axes[0].get_xlim())
+    if "hella" not in streams: axes[1].set_xlim(axes[0].get_xlim())
     for ax, stream in zip(axes[2:], others):
         _curve(ax, streams, stream, name)
         ax.set(xlabel="steps", ylabel=stream, title=stream)
@@ -253,6 +249,17 @@ def add_log(self, log_file):
 def streams(self) -> dict:
     "The points as `read_log` returns them (the same `_draw` draws both): stream -> (steps, values), by step."
     return {k: _sorted_arrays(d) for k, d in self.points.items() if d}
+
+# %% ../nbs/03_viz.ipynb #408d04ab
+@patch_to(LivePlot)
+def png(self) -> bytes:
+    "The figure drawn from the current points, as PNG bytes."
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    self.fig.clear()
+    _draw(self.fig, self.streams(), self.sz, self.base, None, self.name)
+    buf = io.BytesIO()
+    FigureCanvasAgg(self.fig).print_png(buf)
+    return buf.getvalue()
 
 # %% ../nbs/03_viz.ipynb #e4d32d55
 @patch_to(LivePlot)
