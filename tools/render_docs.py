@@ -166,7 +166,7 @@ _IMG_CHECK_JS = f"""
 window.addEventListener('load', () => {{
   const imgs = Array.from(document.images);
   const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => (i.getAttribute('src') || '').slice(0, 60));
-  const d = document.createElement('pre'); d.id = '{_CHECK_ID}';
+  const d = document.createElement('pre'); d.id = '{_CHECK_ID}'; d.style.display = 'none'; // kept out of the screenshot
   d.textContent = JSON.stringify({{n: imgs.length, bad: bad}});
   document.body.appendChild(d);
 }});
@@ -207,18 +207,16 @@ def browser_check(page: Path, chromium: str, shot: Path | None = None, width=128
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--host-resolver-rules=MAP * ~NOTFOUND",  # offline: CDN scripts fail at once instead of hanging
             "--virtual-time-budget=10000", "--hide-scrollbars", f"--window-size={width},{height}"]
+    # one start of Chromium does both: the DOM (with the probe's verdict) on stdout, and the screenshot
+    shoot = [f"--screenshot={shot}"] if shot is not None else []
     with tempfile.TemporaryDirectory() as prof:
-        r = subprocess.run(base + [f"--user-data-dir={prof}", "--dump-dom", probe.as_uri()],
+        r = subprocess.run(base + [f"--user-data-dir={prof}", "--dump-dom", *shoot, probe.as_uri()],
                            capture_output=True, text=True, timeout=timeout)
     probe.unlink()
-    m = re.search(rf'<pre id="{_CHECK_ID}">(.*?)</pre>', r.stdout, flags=re.S)
+    m = re.search(rf'<pre id="{_CHECK_ID}"[^>]*>(.*?)</pre>', r.stdout, flags=re.S)
     if not m: raise RuntimeError(f"Chromium did not finish loading {page.name} (exit {r.returncode}): {r.stderr[-2000:]}")
     res = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-    if shot is not None:
-        with tempfile.TemporaryDirectory() as prof:
-            subprocess.run(base + [f"--user-data-dir={prof}", f"--screenshot={shot}", page.as_uri()],
-                           capture_output=True, text=True, timeout=timeout)
-        if not shot.is_file(): raise RuntimeError(f"Chromium wrote no screenshot of {page.name}")
+    if shot is not None and not shot.is_file(): raise RuntimeError(f"Chromium wrote no screenshot of {page.name}")
     return res
 
 
