@@ -347,12 +347,12 @@ def release(self):
 
 # %% ../nbs/07_checkpoint.ipynb #a05fba6d
 def run_files(log_dir) -> list[Path]:
-    "What a run leaves in `log_dir`: checkpoints, `log.txt`, `loss.png` and temporary files (not the lock)."
+    "What a run leaves in `log_dir`: checkpoints, `log.txt`, `loss.png`, TensorBoard events, temp files (not the lock)."
     d = Path(log_dir)
     if not d.is_dir():
         return []
     ours = lambda p: (p.name.startswith("model_") and ".pt" in p.name or p.name in ("log.txt", "loss.png")
-                      or p.name.endswith(".tmp"))
+                      or p.name.endswith(".tmp") or p.name.startswith("events.out.tfevents."))
     return sorted(p for p in d.iterdir() if p.is_file() and ours(p))
 
 def remove_run_files(log_dir, verbose: bool = True) -> list[Path]:

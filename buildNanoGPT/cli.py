@@ -121,6 +121,8 @@ def add_options(p: argparse.ArgumentParser,
             continue
         shown = defaults.get(name, _shown(None if default is inspect.Parameter.empty else default))
         kw = _argument_kw(name, kind, doc, shown, hidden, choices)
+        if meta.get("metavar"):
+            kw["metavar"] = meta["metavar"]
         if name in positional:
             p.add_argument(name, nargs="?", default=default, **kw)
         else:
@@ -402,6 +404,7 @@ def _initial_model(a, train_cf, ddp_cf):
 # %% ../nbs/10_cli.ipynb #6e761a47
 def train_main(argv=None) -> dict:
     "The work of `buildnanogpt-train`: parse `argv`, build configs, data, model, train; `train_GPT`'s summary."
+    from buildNanoGPT.track import check_trackers
     from buildNanoGPT.train import DDPConfig, set_random_seed, train_GPT
     argv = sys.argv[1:] if argv is None else list(argv)
     a = train_parser().parse_args(argv)
@@ -409,6 +412,7 @@ def train_main(argv=None) -> dict:
     ddp_cf = DDPConfig(device=a.device)
     try:
         train_cf = train_config(a)
+        check_trackers(train_cf) # --tensorboard / --wandb without the [track] extra: one line, before any work
         set_random_seed(train_cf.seed)
         train_loader, val_loader = _train_data(train_cf, a.preset, a.data_dir is not None, ddp_cf)
         model = _initial_model(a, train_cf, ddp_cf)

@@ -28,6 +28,7 @@ from .dist import DDPConfig, all_reduce_mean, any_rank, gradient_sync, is_wrappe
 from .evals import EvalContext, default_evals, generate_text
 from .model import GPT, GPTConfig, eval_mode
 from .modern import OPTIONS, ModernConfig, build_model, muon_adamw, recipe_kw
+from .track import Tracker, check_trackers, open_tracker
 from .viz import live_plot_for
 from fastcore.basics import patch_to
 
@@ -138,6 +139,10 @@ class TrainingConfig(OriginalTrainingNames):
     model_name: str = "gpt2_124m"      # GPTConfig preset to train from scratch (cpu_tiny, cpu_narrow, gpt2_124m, ...)
     vocab_size: int = 50304            # vocabulary of the model (50257 padded to a multiple of 128: faster kernels)
     log_interval: int = 1              # print the step line every N steps
+    # watching the run (nbs/12_track; pip install "buildNanoGPT[track]")
+    tensorboard: bool = False          # also write TensorBoard event files into log_dir
+    # also log to this Weights & Biases project (offline when there is no login or network)
+    wandb: str | None = field(default=None, metadata=dict(metavar="PROJECT"))
     # beyond the lecture (nbs/05_beyond): the model options and the optimizer
     optimizer: str = "adamw"           # adamw (the lecture's) or muon (the blocks' matrices; AdamW for the rest)
     muon_lr: float = 0.02              # Muon's peak learning rate (the schedule scales it as it scales max_lr)
@@ -179,6 +184,10 @@ def _check(self):
     self.model_kw = _check_model_kw(self.model_kw)
     if self.log_dir is not None:
         self.log_dir = str(self.log_dir)
+    if (self.tensorboard or self.wandb) and self.log_dir is None:
+        raise ValueError("TrainingConfig: tensorboard=True and wandb= write into the run's folder: give a log_dir")
+    if self.wandb is not None and not str(self.wandb).strip():
+        raise ValueError("TrainingConfig.wandb must name a W&B project (e.g. --wandb gpt2), got an empty string")
     self.data_dir, self.hellaswag_dir = str(self.data_dir), str(self.hellaswag_dir)
 
 # %% ../nbs/02_train.ipynb #c4bd4385
@@ -296,6 +305,7 @@ class TrainRun:
     resume_from: Path | None = None # the checkpoint rank 0 checked before the run (`claim_log_dir`)
     log_file: Path | None = None    # log.txt (master rank only)
     live: object = None             # a `viz.LivePlot`, or None
+    tracker: Tracker = field(default_factory=Tracker) # TensorBoard / W&B (`track.open_tracker`); by default none
     summary: dict = field(default_factory=dict)
     t0: float = 0.0                 # when the run started (elapsed and ETA count everything)
     timed: tuple = (0, 0.0)         # tokens and seconds of the timed steps (not the first: warm-up, compilation)
@@ -365,6 +375,7 @@ def log_evals(run: TrainRun, step: int, results: dict | None): # an eval's `{str
         log_line(run.log_file, f"{step} {stream} {value:.4f}")
         if run.live is not None:
             run.live.add(step, stream, value)
+    run.tracker.scalars(step, results or {})
 
 # %% ../nbs/02_train.ipynb #e12a0002
 def fmt_duration(seconds: float) -> str:
@@ -408,11 +419,12 @@ def _count_step(run: TrainRun, step: int, loss: float, dt: float) -> int:
 def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float, dt: float):
     "Print the step line (every `log_interval` steps and the last), log the loss, keep the summary; stop on a nan loss."
     cf, world, tokens = run.train_cf, run.ddp_cf.ddp_world_size, _count_step(run, step, loss, dt)
+    mfu = run.raw.estimate_mfu(tokens / dt / world, T=cf.T) if run.ddp_cf.device_type == "cuda" else None
     if run.ddp_cf.master_process and (step % cf.log_interval == 0 or step == cf.max_steps - 1):
-        mfu = run.raw.estimate_mfu(tokens / dt / world, T=cf.T) if run.ddp_cf.device_type == "cuda" else None
         eta = eta_seconds(run.summary["elapsed_s"], step - run.start_step + 1, cf.max_steps - run.start_step)
         print(step_line(step, loss, norm, lr, dt, tokens / dt, mfu, run.summary["elapsed_s"], eta), flush=True)
     log_line(run.log_file, f"{step} train {loss:.6f}")
+    run.tracker.scalars(step, dict(train=loss, lr=lr, grad_norm=norm, tokens_per_sec=tokens / dt, mfu=mfu))
     if run.live is not None and math.isfinite(loss):
         run.live.add(step, "train", loss); run.live.draw()
     if not (math.isfinite(loss) and math.isfinite(norm)): # the same on every rank: all stop here
@@ -432,6 +444,7 @@ def checkpoint_if_due(run: TrainRun, step: int,
     save_checkpoint(path, run.model, run.optimizer, step=step, train_cf=cf, train_loader=run.train_loader,
                     ddp_cf=run.ddp_cf, val_loss=run.summary["final_val_loss"])
     run.summary["last_checkpoint"] = str(path)
+    run.tracker.flush() # the curves on disk are as far as the checkpoint: a crash loses no more of them
     return path
 
 # %% ../nbs/02_train.ipynb #a0ebdc77
@@ -465,8 +478,9 @@ def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
               enc=None, # the tokenizer for samples; None: GPT-2's
               resume_from=None, # the checkpoint `claim_log_dir` picked (with `train_cf.resume`)
               live_plot=False, val_loader=None, evals=None) -> TrainRun: # as `train_GPT`'s
-    "Everything before the first step: checks, TF32, optimizer, `torch.compile`, resumed state, log file, live plot."
+    "Everything before the first step: checks, TF32, optimizer, `torch.compile`, resumed state, log, live plot, trackers."
     accum, master = check_train_inputs(model, train_loader, train_cf, ddp_cf), ddp_cf.master_process
+    check_trackers(train_cf) # a missing package stops every rank here, before any work
     if master:
         print(f"total desired batch size: {train_cf.total_batch_size}\n"
                      f"=> calculated gradient accumulation steps: {accum}")
@@ -486,6 +500,7 @@ def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
     run.summary = dict(_SUMMARY, start_step=run.start_step, evals={})
     sz = "124M" if train_cf.model_name == "gpt2_124m" else None # GPT-2's lines only for its size
     run.live = live_plot_for(live_plot, sz, run.log_file) if master else None
+    run.tracker = open_tracker(train_cf, run.start_step, master) # last: the loop closes it
     run.t0 = time.perf_counter()
     return run
 
@@ -515,7 +530,7 @@ def train_GPT(model, train_loader, val_loader, # the model (`create_model`), two
     with claim_log_dir(cf, raw_model(model).config, train_loader, ddp_cf) as resume_from: # one run per folder
         run = setup_run(model, train_loader, cf, ddp_cf, optimizer, enc, resume_from, live_plot, val_loader, evals)
         step = run.start_step - 1
-        with GracefulStop(verbose=master) as stopper: # Ctrl-C: finish the step, write a checkpoint, stop
+        with run.tracker, GracefulStop(verbose=master) as stopper: # Ctrl-C: finish the step, write a checkpoint, stop
             for step in range(run.start_step, cf.max_steps):
                 last_step = step == cf.max_steps - 1
                 # once in a while evaluate: the validation loss, HellaSwag, and any other eval
@@ -524,8 +539,9 @@ def train_GPT(model, train_loader, val_loader, # the model (`create_model`), two
                         log_evals(run, step, ev.fn(model, run.ctx))
                 # once in a while generate from the model (not at step 0: noise)
                 if cf.sample_interval and ((step > 0 and step % cf.sample_interval == 0) or last_step):
-                    generate_text(model, run.ctx.enc, ddp_cf, prompt=cf.sample_prompt,
-                                  num_return_sequences=cf.num_return_sequences, max_length=cf.sample_max_length)
+                    texts = generate_text(model, run.ctx.enc, ddp_cf, prompt=cf.sample_prompt,
+                                          num_return_sequences=cf.num_return_sequences, max_length=cf.sample_max_length)
+                    run.tracker.samples(step, texts)
                 # do one step of the optimization
                 loss, norm, lr, dt = optimization_step(run, step)
                 log_train_step(run, step, loss, norm, lr, dt) # the step line; a nan loss stops the run here
