@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from buildNanoGPT.model import GPT, GPTConfig
+from limits import HANG_S
 
 STEPS = 3
 B, T = 2, 32
@@ -56,7 +57,7 @@ def _args(data_dir, log_dir, hellaswag_dir):
 
 
 def _run(cmd, cwd):
-    r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=HANG_S)
     assert r.returncode == 0, f"{' '.join(cmd)}\nSTDOUT:\n{r.stdout}\nSTDERR:\n{r.stderr}"
     return r.stdout
 
@@ -120,7 +121,7 @@ def test_ddp_ctrl_c_checkpoints_and_resumes(tmp_path):
             os.killpg(p.pid, signal.SIGINT) # what the terminal does on Ctrl-C
             break
     lines += p.stdout.readlines()
-    p.wait(timeout=120) # torchrun itself reports the signal with a non-zero exit; the workers stop cleanly
+    p.wait(timeout=HANG_S) # torchrun itself reports the signal with a non-zero exit; the workers stop cleanly
     out = "".join(lines)
     ckpts = sorted(log_dir.glob("model_*.pt"))
     assert len(ckpts) == 1 and "stopped after step" in out, out

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from test_ddp import _env, _write_shards
+from limits import HANG_S
 
 CLI = [sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()"]
 
@@ -19,7 +20,7 @@ def _args(data_dir, log_dir, max_steps, total=64):
 
 
 def _run(cmd, cwd, code=0):
-    r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=HANG_S)
     assert r.returncode == code, f"{' '.join(map(str, cmd))}\nSTDOUT:\n{r.stdout}\nSTDERR:\n{r.stderr}"
     return r.stdout + r.stderr
 

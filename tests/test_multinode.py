@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from test_ddp import _env, _train_losses, _write_hellaswag, _write_shards
+from limits import HANG_S
 
 STEPS = 6 # stopped after step 1, resumed and stopped after step 3, resumed to the end with the nodes' roles swapped
 B, T = 2, 32
@@ -35,7 +36,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _two_nodes(nodes, extra, run_id, addrs=ADDRS, timeout=300):
+def _two_nodes(nodes, extra, run_id, addrs=ADDRS, timeout=HANG_S):
     "Launch one torchrun per node folder (stdout in `node/out_<run_id>.txt`); kill both on any failure; return the outputs."
     script = Path(sys.executable).parent / "buildnanogpt-train"
     assert script.exists(), "buildnanogpt-train console script not installed (pip install -e .)"
@@ -76,7 +77,7 @@ def test_two_nodes_without_shared_disk_resume(tmp_path):
     ref = tmp_path / "single"
     shutil.copytree(shards, ref / "data")
     r = subprocess.run([sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()", *_args()], cwd=ref,
-                       env=_env(), capture_output=True, text=True, timeout=300)
+                       env=_env(), capture_output=True, text=True, timeout=HANG_S)
     assert r.returncode == 0, r.stdout + r.stderr
 
     # 1. stopped after step 1 (as Ctrl-C would): rank 0, on node 0, writes the only checkpoint

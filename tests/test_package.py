@@ -61,3 +61,17 @@ def test_ddp_is_wrapped_in_one_place():
     lib = pathlib.Path(buildNanoGPT.__file__).parent
     users = sorted(p.name for p in lib.glob("*.py") if "DistributedDataParallel" in p.read_text() and p.name != "_modidx.py")
     assert users == ["dist.py"], users
+
+
+def test_no_test_judges_speed():
+    "Every wall-clock limit in the tests is `limits.HANG_S` (a bound on a hang), never a number sized to a run."
+    import pathlib, re
+    tests = pathlib.Path(__file__).parent
+    literal = re.compile(r"\b(timeout|hang_s|cell[-_]timeout)\b\W{1,4}(?!0\b)\d") # 0: no limit
+    examples = ["time" + "out=300)", '"--cell-time' + 'out", "300"', "time" + "out=0"] # split: not found here
+    assert [bool(literal.search(e)) for e in examples] == [True, True, False]
+    found = [f"{p.name}:{i}: {l.strip()}" for p in sorted(tests.glob("*.py")) if p.name != "limits.py"
+             for i, l in enumerate(p.read_text().splitlines(), 1) if literal.search(l)]
+    assert not found, "a fixed time limit in a test; use limits.HANG_S:\n" + "\n".join(found)
+    from limits import HANG_S
+    assert HANG_S >= 1800

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from limits import HANG_S
 
 PREP = [sys.executable, "-c", "from buildNanoGPT.cli import prep_cli; prep_cli()"]
 WORDS = "the a cat dog sat on mat and ran far away over hill while sun went down".split()
@@ -21,7 +22,7 @@ def _env(**kw):
 
 
 def prep(*args, cwd, **env):
-    return subprocess.run(PREP + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300,
+    return subprocess.run(PREP + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=HANG_S,
                           env=_env(**env))
 
 
@@ -133,7 +134,7 @@ def test_own_small_corpus_gives_val_and_train_shards_the_loader_reads(tmp_path):
     assert "split: val = " in r.stdout and "val_fraction=0.05, min_split_tokens=2049" in r.stdout
     code = ("from buildNanoGPT.data import DataLoaderLite as D; t = D(B=16, T=128, data_root='data/my_corpus'); "
             "v = D(B=16, T=128, split='val', data_root='data/my_corpus'); x, y = v.next_batch(); print(tuple(x.shape))")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=_env())
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S, env=_env())
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["found", str(len(sizes) - 1), "shards", "for", "split", "train",
                                 "found", "1", "shards", "for", "split", "val", "(16,", "128)"]

@@ -12,6 +12,7 @@ import termios
 
 from test_cli import CLI, _tiny_args
 from test_ddp import _env, _write_shards
+from limits import HANG_S
 
 SAMPLE = [sys.executable, "-c", "from buildNanoGPT.cli import sample_cli; sample_cli()"]
 
@@ -19,7 +20,7 @@ SAMPLE = [sys.executable, "-c", "from buildNanoGPT.cli import sample_cli; sample
 def _train(tmp_path, *extra, stderr=subprocess.PIPE):
     data_dir = _write_shards(tmp_path / "data")
     args = _tiny_args(data_dir, tmp_path / "log", 4) + ["--val-interval", "2", "--val-loss-steps", "3", *extra]
-    return subprocess.run(CLI + args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=300)
+    return subprocess.run(CLI + args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=HANG_S)
 
 
 def test_step_lines_eta_and_report(tmp_path):
@@ -39,7 +40,7 @@ def test_step_lines_eta_and_report(tmp_path):
     assert report[5] == f"  sample:        buildnanogpt-sample {log}", report
     # the printed command continues the run as it says
     cont = report[4].split("buildnanogpt-train ", 1)[1].split()
-    r2 = subprocess.run(CLI + cont, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    r2 = subprocess.run(CLI + cont, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=HANG_S)
     assert r2.returncode == 0 and f"resuming from {log / 'model_00003.pt'}" in r2.stdout and "step     7 |" in r2.stdout, r2.stdout + r2.stderr
 
 
@@ -65,7 +66,7 @@ def test_bars_on_a_terminal(tmp_path):
         except OSError: break # the child closed the terminal
         if not b: break
         chunks.append(b)
-    out = p.stdout.read(); rc = p.wait(timeout=60); os.close(master)
+    out = p.stdout.read(); rc = p.wait(timeout=HANG_S); os.close(master)
     err = b"".join(chunks).decode(errors="replace")
     assert rc == 0, out + err
     assert "\rvalidation:   0%|" in err and "| 0/3 [" in err, repr(err) # the bar, redrawn in place
@@ -76,30 +77,30 @@ def test_sample_cli_from_a_run(tmp_path):
     r = _train(tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     args = [str(tmp_path / "log"), "--prompt", "Hello", "--max-new-tokens", "8", "--num-samples", "2", "--seed", "3", "--device", "cpu"]
-    a = subprocess.run(SAMPLE + args, capture_output=True, text=True, timeout=300, env=_env())
-    b = subprocess.run(SAMPLE + args, capture_output=True, text=True, timeout=300, env=_env())
+    a = subprocess.run(SAMPLE + args, capture_output=True, text=True, timeout=HANG_S, env=_env())
+    b = subprocess.run(SAMPLE + args, capture_output=True, text=True, timeout=HANG_S, env=_env())
     assert a.returncode == 0, a.stderr
     assert a.stdout == b.stdout and a.stdout.count("--- sample ") == 2, a.stdout # same seed, same text
     assert a.stdout.startswith(f"{tmp_path / 'log' / 'model_00003.pt'} (step 3), prompt 'Hello'"), a.stdout
     g = subprocess.run(SAMPLE + args[:-6] + ["--temperature", "0", "--num-samples", "1", "--device", "cpu"],
-                       capture_output=True, text=True, timeout=300, env=_env())
+                       capture_output=True, text=True, timeout=HANG_S, env=_env())
     k = subprocess.run(SAMPLE + args[:-6] + ["--top-k", "1", "--num-samples", "1", "--seed", "9", "--device", "cpu"],
-                       capture_output=True, text=True, timeout=300, env=_env())
+                       capture_output=True, text=True, timeout=HANG_S, env=_env())
     assert g.returncode == 0 and g.stdout.split("---", 1)[1] == k.stdout.split("---", 1)[1], g.stdout + k.stdout # both greedy
 
 
 def test_sample_cli_errors(tmp_path):
-    r = subprocess.run(SAMPLE + [str(tmp_path / "nope")], capture_output=True, text=True, timeout=120, env=_env())
+    r = subprocess.run(SAMPLE + [str(tmp_path / "nope")], capture_output=True, text=True, timeout=HANG_S, env=_env())
     assert r.returncode == 2 and r.stdout == "", r.stdout
     assert r.stderr == (f"buildnanogpt-sample: error: {str(tmp_path / 'nope')!r} is neither a log folder nor a checkpoint file: "
                         "pass the --log-dir of a run (default: log) or one of its model_XXXXX.pt files\n"), r.stderr
     (tmp_path / "run").mkdir()
-    r = subprocess.run(SAMPLE + [str(tmp_path / "run")], capture_output=True, text=True, timeout=120, env=_env())
+    r = subprocess.run(SAMPLE + [str(tmp_path / "run")], capture_output=True, text=True, timeout=HANG_S, env=_env())
     assert r.returncode == 2 and "holds no checkpoint" in r.stderr and r.stderr.count("\n") == 1, r.stderr
     (tmp_path / "run" / "model_00001.pt").write_bytes(b"")
-    r = subprocess.run(SAMPLE + [str(tmp_path / "run" / "model_00001.pt")], capture_output=True, text=True, timeout=120, env=_env())
+    r = subprocess.run(SAMPLE + [str(tmp_path / "run" / "model_00001.pt")], capture_output=True, text=True, timeout=HANG_S, env=_env())
     assert r.returncode == 2 and "is broken: empty file (0 bytes)" in r.stderr, r.stderr
-    r = subprocess.run(SAMPLE + [str(tmp_path / "nope"), "--debug"], capture_output=True, text=True, timeout=120, env=_env())
+    r = subprocess.run(SAMPLE + [str(tmp_path / "nope"), "--debug"], capture_output=True, text=True, timeout=HANG_S, env=_env())
     assert r.returncode == 1 and "Traceback" in r.stderr and "FileNotFoundError" in r.stderr, r.stderr
-    h = subprocess.run(SAMPLE + ["--help"], capture_output=True, text=True, timeout=120, env=_env())
+    h = subprocess.run(SAMPLE + ["--help"], capture_output=True, text=True, timeout=HANG_S, env=_env())
     assert h.returncode == 0 and "LOG_DIR_OR_CHECKPOINT" in h.stdout and "(default: 64)" in h.stdout, h.stdout

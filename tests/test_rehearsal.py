@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from test_ddp import _write_hellaswag
+from limits import HANG_S
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
@@ -45,7 +46,7 @@ def _rehearse(notebook, params, tmp_path):
     p.write_text(params)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "rehearse.py"), str(NBS / notebook), str(p),
-                        "--cell-timeout", "300", "--verbose"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                        "--cell-timeout", str(HANG_S), "--verbose"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert r.returncode == 0, f"STDOUT:\n{r.stdout[-4000:]}\nSTDERR:\n{r.stderr[-6000:]}"
     assert "every cell ran" in r.stdout
     return r
@@ -86,7 +87,7 @@ device = "cpu"
 
 def test_walkthrough_prose_command_runs_flagged_cells_without_a_time_limit(tmp_path):
     """The shell command the walkthrough gives for its flagged cells parses, runs every flagged cell, and lifts nbdev's
-    cell_timeout (600 s in pyproject), which would kill the hour of data preparation and the hours of training."""
+    cell_timeout (set in pyproject.toml), which would kill the hour of data preparation and the hours of training."""
     import shlex
     nb = json.loads((NBS / "04_gpu_walkthrough.ipynb").read_text())
     prose = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
@@ -105,7 +106,7 @@ def test_walkthrough_prose_command_runs_flagged_cells_without_a_time_limit(tmp_p
                                              "display_name": "python3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}))
         argv[argv.index("nbs/04_gpu_walkthrough.ipynb")] = str(scratch / "flags.ipynb")
         argv[0] = str(Path(sys.executable).parent / "nbdev-test")
-        r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
         assert r.returncode == 0, r.stdout + r.stderr
         assert all((tmp_path / flag).exists() for flag in ("cuda", "download", "slow"))
     finally:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from test_ddp import _env, _write_shards
+from limits import HANG_S
 
 TRAIN = [sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()"]
 PLOT = [sys.executable, "-c", "from buildNanoGPT.cli import plot_cli; plot_cli()"]
@@ -27,7 +28,7 @@ def _args(data_dir, log_dir, max_steps, checkpoint_interval=1):
 
 
 def _run(cmd, cwd, env=None):
-    return subprocess.run(cmd, cwd=cwd, env=env or _env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=cwd, env=env or _env(), capture_output=True, text=True, timeout=HANG_S)
 
 
 def _ok(r):
@@ -100,7 +101,7 @@ def test_concurrent_run_refused_naming_the_pid(finished, tmp_path):
             assert msg.startswith(f"log folder {str(log)!r} is in use by another run (pid {first.pid} on "), msg
         first.send_signal(signal.SIGINT) # the first run is not disturbed: it stops cleanly when asked
         lines += first.stdout.readlines()
-        assert first.wait(timeout=120) == 0, "".join(lines)
+        assert first.wait(timeout=HANG_S) == 0, "".join(lines)
     finally:
         if first.poll() is None: first.kill()
     steps = _train_steps(log)

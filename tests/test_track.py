@@ -11,12 +11,12 @@ import pytest
 from buildNanoGPT.track import tag_of, tensorboard_scalars
 from buildNanoGPT.viz import read_log
 from test_ddp import _env, _write_hellaswag, _write_shards
+from limits import HANG_S
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("tensorboard_view", REPO / "tools" / "tensorboard_view.py")
 tensorboard_view = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(tensorboard_view)
 CHROMIUM = next((p for p in map(__import__("shutil").which, ("chromium", "chromium-browser")) if p), None)
-HANG_S = 600 # a bound on a hang only: these runs take seconds
 CLI = [sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()"]
 RUN_NAME = "tracked-run"
 
@@ -114,7 +114,7 @@ def test_tensorboard_shows_the_run_in_a_browser(tracked, tmp_path):
     with tensorboard_view.serve(log_dir.parent) as url: # the parent folder: runs are named by their folders
         page = tensorboard_view.load(url, CHROMIUM, "timeseries") # its text (the Scalars tab's is in shadow roots)
         tensorboard_view.load(url, CHROMIUM, "scalars", shot=tmp_path / "tensorboard.png")
-        with urllib.request.urlopen(url + "/data/plugin/scalars/tags", timeout=60) as r:
+        with urllib.request.urlopen(url + "/data/plugin/scalars/tags", timeout=HANG_S) as r:
             served = json.load(r)
     for text in (RUN_NAME, "loss/train", "loss/val", "hellaswag/acc"): # the sections open on the page
         assert text in page, f"{text!r} is not on TensorBoard's page"

@@ -3,11 +3,12 @@ an empty directory (no repo on the path, no network): the tokenizer known answer
 import importlib, importlib.metadata, os, shutil, site, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
+from limits import HANG_S
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(cmd, cwd, timeout=300, env=None):
+def _run(cmd, cwd, timeout=HANG_S, env=None):
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r.stdout
@@ -102,7 +103,7 @@ def test_installed_wheel_plot_cli(venv, empty_dir):
 
 
 def test_installed_wheel_trains_two_steps(venv, empty_dir):
-    out = _run([venv / "bin" / "buildnanogpt-train", "--max-steps", "2"], cwd=empty_dir, env=_env(), timeout=600)
+    out = _run([venv / "bin" / "buildnanogpt-train", "--max-steps", "2"], cwd=empty_dir, env=_env(), timeout=HANG_S)
     log = next(empty_dir.rglob("log.txt"), None)
     assert log is not None, f"no log.txt written under {empty_dir}:\n{out[-2000:]}"
     steps = [int(l.split()[0]) for l in log.read_text().splitlines() if l.split()[1:2] == ["train"]]

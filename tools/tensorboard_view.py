@@ -18,7 +18,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(logdir, hang_s: float = 300):
+def serve(logdir, hang_s: float = 1800):
     "Serve `logdir` with TensorBoard on a free port of 127.0.0.1; yield its URL. `hang_s` only catches a hang."
     port = free_port()
     exe = Path(sys.executable).with_name("tensorboard")
@@ -45,7 +45,7 @@ def serve(logdir, hang_s: float = 300):
 
 
 def load(url: str, chromium: str, tab: str = "scalars", # TensorBoard at `url`; its tab: scalars, timeseries, ...
-         shot=None, width=1280, height=900, hang_s: float = 300) -> str:
+         shot=None, width=1280, height=900, hang_s: float = 1800) -> str:
     "The DOM of a TensorBoard tab after it has drawn (and a screenshot in `shot`)."
     with tempfile.TemporaryDirectory() as prof:
         cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
