@@ -487,4 +487,5 @@ d = { 'settings': { 'branch': 'main',
                                   'buildNanoGPT.viz.live_plot_for': ('viz.html#live_plot_for', 'buildNanoGPT/viz.py'),
                                   'buildNanoGPT.viz.nonfinite_notes': ('viz.html#nonfinite_notes', 'buildNanoGPT/viz.py'),
                                   'buildNanoGPT.viz.plot_log': ('viz.html#plot_log', 'buildNanoGPT/viz.py'),
-                                  'buildNanoGPT.viz.read_log': ('viz.html#read_log', 'buildNanoGPT/viz.py')}}}
+                                  'buildNanoGPT.viz.read_log': ('viz.html#read_log', 'buildNanoGPT/viz.py'),
+                                  'buildNanoGPT.viz.run_label': ('viz.html#run_label', 'buildNanoGPT/viz.py')}}}

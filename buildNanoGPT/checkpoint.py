@@ -90,9 +90,12 @@ def data_identity(loader) -> dict | None:
 
 # %% ../nbs/07_checkpoint.ipynb #9c61bd19
 def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wrappers are taken off)
-                    optimizer=None, step: int | None = None, # the optimizer's moments; the last completed step
-                    train_cf=None, train_loader=None, # the run's config; the loader (every rank's position)
-                    ddp_cf=None, val_loss: float | None = None, # the process (None: one); the last val loss
+                    optimizer: torch.optim.Optimizer | None = None, # the optimizer's moments
+                    step: int | None = None, # the last completed step
+                    train_cf: TrainingConfig | None = None, # the run's config
+                    train_loader: DataLoaderLite | None = None, # the loader (every rank's position)
+                    ddp_cf: DDPConfig | None = None, # the process (None: one)
+                    val_loss: float | None = None, # the last val loss
                    ) -> Path | None: # the file written (master process), else None
     "Write a resumable checkpoint atomically (the master process writes; under DDP every rank calls it)."
     ddp_cf = ddp_cf or DDPConfig.local()
@@ -210,7 +213,7 @@ def _read_as(src: int, own, ddp_cf):
     return Path(path), ckpt
 
 # %% ../nbs/07_checkpoint.ipynb #bf013f34
-def load_for_all_ranks(log_dir, ddp_cf, path=None) -> tuple:
+def load_for_all_ranks(log_dir, ddp_cf, path: str | os.PathLike | None = None) -> tuple:
     "(path, checkpoint) of the newest whole checkpoint any rank holds in `log_dir` (rank 0's `path` when given)."
     ddp_cf = ddp_cf or DDPConfig.local()
     if path is not None and ddp_cf.master_process:
@@ -246,7 +249,7 @@ def _load_loader_state(train_loader, states, path, ddp_cf):
 
 # %% ../nbs/07_checkpoint.ipynb #217701f6
 def restore_run(train_cf, model, optimizer, train_loader, ddp_cf, # what the checkpoint is loaded into
-                path=None, # the checkpoint rank 0 checked (`claim_log_dir`); None: the newest any rank holds
+                path: str | os.PathLike | None = None, # the checkpoint rank 0 checked (`claim_log_dir`); None: the newest
                ) -> int: # the step to start from
     "Load the checkpoint to resume from into the model, optimizer, loader and generators; return the next step."
     checked = None if path is None else Path(path)
@@ -418,7 +421,7 @@ def _refuse_held(log_dir: Path, train_cf):
 
 # %% ../nbs/07_checkpoint.ipynb #7ff754b4
 def check_log_dir(train_cf, # its `log_dir`, `resume` and `overwrite` say what to check
-                  model_config=None, # the model this run trains (checked against a checkpoint)
+                  model_config: GPTConfig | None = None, # the model this run trains (checked against a checkpoint)
                   world_size: int = 1, # this run's number of processes
                   data_id: dict | None = None, # this run's corpus (`data_identity`)
                   verbose: bool = True, # report checkpoints that are skipped
@@ -455,7 +458,8 @@ def _verdict(train_cf, model_config, train_loader, ddp_cf) -> tuple:
 
 # %% ../nbs/07_checkpoint.ipynb #e30a9300
 @contextmanager
-def claim_log_dir(train_cf, model_config=None, train_loader=None, ddp_cf=None):
+def claim_log_dir(train_cf, model_config: GPTConfig | None = None, train_loader: DataLoaderLite | None = None,
+                  ddp_cf: DDPConfig | None = None):
     "Hold `train_cf.log_dir` for one run; every rank gets rank 0's verdict and yields the checkpoint to resume from."
     if train_cf.log_dir is None: # no files, nothing to guard
         yield None

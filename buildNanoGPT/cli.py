@@ -231,7 +231,7 @@ def prep_main(argv: list[str]) -> Path:
         print(f"HellaSwag validation set: {data.hellaswag_val_prep(data_dir=a.hellaswag_dir or 'hellaswag')}")
     return out
 
-def prep_cli(argv=None, # the arguments; default: the command line's
+def prep_cli(argv: list[str] | None = None, # the arguments; default: the command line's
             ):
     "Console script `buildnanogpt-prep`: the bundled plays (default), your own corpus (`--source`) or FineWeb-Edu."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -350,14 +350,15 @@ def run_report(summary: dict, # what `train_main` returns (`train_GPT`'s summary
     return lines + _next_commands(summary, train_cf, argv, world_size)
 
 # %% ../nbs/10_cli.ipynb #4c6f544b
-def _plot_run(train_cf, preset: str):
+def _plot_run(train_cf, preset: str, params: int | None = None): # the model's parameter count, for the legend
     "Save the run's loss/HellaSwag plot as `loss.png` next to its `log.txt`; GPT-2 baselines only for the 124M preset."
     log_file = Path(train_cf.log_dir) / "log.txt"
     if not log_file.exists():
         return None
     from buildNanoGPT.viz import plot_log # imported here: matplotlib loads only when a run ends
+    name = log_file.resolve().parent.name + (f", {params / 1e6:.1f}M params" if params else "")
     png = plot_log(log_file, sz="124M" if preset == "gpt2_124m" else None, out=log_file.with_name("loss.png"),
-                   show=False)
+                   show=False, name=name)
     print(f"plot: {png}")
     return png
 
@@ -402,7 +403,7 @@ def _initial_model(a, train_cf, ddp_cf):
     return create_model(ddp_cf, config=train_cf.gpt_config())
 
 # %% ../nbs/10_cli.ipynb #6e761a47
-def train_main(argv=None) -> dict:
+def train_main(argv: list[str] | None = None) -> dict:
     "The work of `buildnanogpt-train`: parse `argv`, build configs, data, model, train; `train_GPT`'s summary."
     from buildNanoGPT.track import check_trackers
     from buildNanoGPT.train import DDPConfig, set_random_seed, train_GPT
@@ -421,14 +422,14 @@ def train_main(argv=None) -> dict:
         summary["wall_time_s"] = time.perf_counter() - t0
         if ddp_cf.master_process:
             _say_summary(summary)
-            summary["plot"] = _plot_run(train_cf, a.preset)
+            summary["plot"] = _plot_run(train_cf, a.preset, summary.get("params"))
             print("\n".join(run_report(summary, train_cf, argv, ddp_cf.ddp_world_size)), flush=True)
         return summary
     finally:
         ddp_cf.destroy()
 
 # %% ../nbs/10_cli.ipynb #87dfa2ce
-def train_cli(argv=None):
+def train_cli(argv: list[str] | None = None):
     "Console script `buildnanogpt-train` (see `--help`): a user error prints one line and exits 2, a diverged run 1."
     argv = sys.argv[1:] if argv is None else list(argv)
     run_command("buildnanogpt-train", train_main, argv)
@@ -481,7 +482,8 @@ def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is 
                            seed: int = 42, # random seed: the same seed gives the same samples
                            num_samples: int = 3, # samples, generated together as one batch
                            device: str | None = None, # cpu, cuda, cuda:1, mps (none: automatic)
-                           enc=None, verbose: bool = True, # the tokenizer (None: GPT-2's); print each sample
+                           enc: tiktoken.Encoding | None = None, # the tokenizer (None: GPT-2's)
+                           verbose: bool = True, # print each sample
                           ) -> list[str]: # the samples, each starting with the prompt
     "Load a run's checkpoint with the safe loader and print `num_samples` continuations of `prompt` (KV cache)."
     import torch
@@ -525,7 +527,7 @@ def sample_main(argv: list[str]) -> list[str]:
     path, kw = a.pop("path"), {k: v for k, v in a.items() if v is not None and k != "debug"}
     return sample_from_checkpoint(path, **kw)
 
-def sample_cli(argv=None):
+def sample_cli(argv: list[str] | None = None):
     "Console script `buildnanogpt-sample` (see `--help`): a user error prints one line and exits 2."
     argv = sys.argv[1:] if argv is None else list(argv)
     run_command("buildnanogpt-sample", sample_main, argv)

@@ -39,7 +39,7 @@ def gpt2_ranks_path() -> Path:
     return Path(str(importlib.resources.files("buildNanoGPT") / "assets" / "gpt2.tiktoken"))
 
 # %% ../nbs/01_data.ipynb #5b7e9d02
-def load_gpt2_ranks(path=None, # a `.tiktoken` file; default: the bundled one
+def load_gpt2_ranks(path: str | os.PathLike | None = None, # a `.tiktoken` file; default: the bundled one
                     expected_sha256: str | None = GPT2_TIKTOKEN_SHA256, # None: skip the check
                    ) -> dict[bytes, int]:
     "Read a `.tiktoken` ranks file, refusing it if its sha256 is not `expected_sha256`."
@@ -55,7 +55,7 @@ def load_gpt2_ranks(path=None, # a `.tiktoken` file; default: the bundled one
     return {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in raw.splitlines() if line)}
 
 # %% ../nbs/01_data.ipynb #749e312d
-def make_gpt2_encoding(path=None, # a `.tiktoken` ranks file; default: the bundled one
+def make_gpt2_encoding(path: str | os.PathLike | None = None, # a `.tiktoken` ranks file; default: the bundled one
                        expected_sha256: str | None = GPT2_TIKTOKEN_SHA256, # None: skip the check
                       ) -> tiktoken.Encoding:
     "Build GPT-2's `tiktoken.Encoding` from a local ranks file (default: the bundled one), no network."
@@ -195,7 +195,7 @@ def _check_shards_fit(shards: list[Path], need: int):
 class DataLoaderLite:
     "Batches of (x, y) token windows from memory-mapped uint16 shards, rank-strided for DDP, resumable."
     def __init__(self, B: int, T: int, # batch size (rows) and sequence length
-                 ddp_cf=None, # a `DDPConfig` (anything with ddp_rank, ddp_world_size, master_process); None: 1 process
+                 ddp_cf: DDPConfig | None = None, # anything with ddp_rank, ddp_world_size, master_process; None: 1 process
                  split: str = "train", # 'train' or 'val'
                  data_root="edu_fineweb10B", # folder of `{name}_{split}_{index:06d}.npy` shards
                  shuffle: bool = False, # visit the train shards in a new seeded order each epoch

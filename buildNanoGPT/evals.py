@@ -83,7 +83,7 @@ def iterate_examples(split: str, # 'train', 'val' or 'test'
 
 # %% ../nbs/08_evals.ipynb #2cc1a2c0
 def render_example(example: dict, # one HellaSwag example: ctx, label, endings
-                   enc=None, # the tokenizer; default: GPT-2's
+                   enc: tiktoken.Encoding | None = None, # the tokenizer; default: GPT-2's
                   ):
     "HellaSwag example -> (data, tokens (4, L), mask (4, L), label); mask is 1 over each ending's tokens."
     _check_example(example)
@@ -136,7 +136,7 @@ def _render_batch(examples, block_size: int, enc) -> tuple:
 # %% ../nbs/08_evals.ipynb #c79396c6
 @torch.no_grad()
 def hellaswag_batch_predictions(model, examples, # HellaSwag examples (dicts of the jsonl), scored in one forward
-                                ddp_cf, enc=None, # the tokenizer; None: GPT-2's
+                                ddp_cf, enc: tiktoken.Encoding | None = None, # the tokenizer; None: GPT-2's
                                 autocast: bool = False): # bf16 autocast
     "Predicted ending (acc_norm) and label of each example in `examples`, all in one padded forward."
     m = raw_model(model)
@@ -178,7 +178,8 @@ def evaluate_hellaswag(model, ddp_cf,
                        data_dir="hellaswag", # the folder holding hellaswag_val.jsonl
                        batch_examples: int = 16, # examples per forward (4 rows each)
                        max_examples: int | None = None, # the first N examples only; None: all 10,042
-                       enc=None, autocast: bool = False, # the tokenizer (None: GPT-2's); bf16 autocast
+                       enc: tiktoken.Encoding | None = None, # the tokenizer (None: GPT-2's)
+                       autocast: bool = False, # bf16 autocast
                        progress: bool = False, # a tqdm bar on stderr
                       ) -> tuple[int, int] | None: # (correct, total) over all ranks; None: no file
     "HellaSwag (acc_norm) as (num_correct, num_total), batched and split across ranks; None when the file is absent."
@@ -196,7 +197,8 @@ def evaluate_hellaswag(model, ddp_cf,
     return int(counts[0]), int(counts[1])
 
 # %% ../nbs/08_evals.ipynb #9c9e2fab
-def generate_text(model, enc=None, ddp_cf=None, # the tokenizer (None: GPT-2's); the process (None: the model's device)
+def generate_text(model, enc: tiktoken.Encoding | None = None, # the tokenizer (None: GPT-2's)
+                  ddp_cf: DDPConfig | None = None, # the process (None: the model's device)
                   prompt: str = "Hello, I'm a language model,", # the lecture's prompt
                   num_return_sequences: int = 4, # samples, generated as one batch
                   max_length: int = 32, # tokens per sample, the prompt included

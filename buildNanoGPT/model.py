@@ -112,7 +112,7 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C) # re-assemble the heads side by side
         return self.c_proj(y)
 
-    def attend(self, q, k, v, kv_cache=None, layer: int = 0):
+    def attend(self, q, k, v, kv_cache: KVCache | None = None, layer: int = 0):
         "softmax(q k^T / sqrt(hs)) v under the causal mask, all heads at once."
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
@@ -377,7 +377,7 @@ def _chunked_ok(x) -> bool:
 
 # %% ../nbs/00_model.ipynb #31da94fc
 @patch
-def forward(self: GPT, idx, targets=None, return_logits: bool = True):
+def forward(self: GPT, idx, targets: torch.Tensor | None = None, return_logits: bool = True):
     "Logits (B, T, vocab_size) and the mean cross-entropy loss over all positions (None without `targets`)."
     if targets is not None and targets.shape != idx.shape:
         raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
@@ -557,7 +557,7 @@ def peak_flops_of(name: str, # a GPU's name, as torch.cuda.get_device_name spell
             return PEAK_BF16_FLOPS[key]
     return None
 
-def get_peak_flops(device=None, # a torch device; CPU and MPS give None
+def get_peak_flops(device: torch.device | str | None = None, # a torch device; CPU and MPS give None
                   ) -> float | None:
     "Peak dense bf16 FLOP/s of a CUDA `device` (see `peak_flops_of`); None when unknown (CPU, MPS, other GPUs)."
     device = torch.device(device if device is not None else "cpu")
@@ -581,7 +581,7 @@ def estimate_mfu(self: GPT,
                  tokens_per_sec: float, # measured training throughput
                  T: int | None = None, # context length; default: block_size
                  peak_flops: float | None = None, # the device's peak FLOP/s; default: looked up
-                 device=None, # whose peak to look up; default: the model's device
+                 device: torch.device | str | None = None, # whose peak to look up; default: the model's device
                 ) -> float | None:
     "Model FLOPs utilisation: achieved FLOP/s over `peak_flops` (default: the peak of `device`); None when unknown."
     if peak_flops is None:

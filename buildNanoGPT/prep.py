@@ -281,7 +281,7 @@ def _folder_files(p: Path, skip: Path | None) -> list[Path]:
 
 # %% ../nbs/09_prep.ipynb #a000001b
 def resolve_sources(paths, # a path or a list of paths: files or folders
-                    exclude=None, # a folder not to walk into (the output folder)
+                    exclude: list[str] | None = None, # a folder not to walk into (the output folder)
                    ) -> list[Path]:
     "The document files that `paths` (a path or a list) name: files as given, folders walked (sorted); checked now."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -382,7 +382,7 @@ def _only_docs(docs):
         yield d
 
 # %% ../nbs/09_prep.ipynb #a0000022
-def _source_docs(source, errors: str = "strict", exclude=None) -> tuple:
+def _source_docs(source, errors: str = "strict", exclude: list[str] | None = None) -> tuple:
     "(documents, what they are read from: recorded in the manifest, or None when it can't be told)."
     if errors not in ("strict", "replace"):
         raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
@@ -426,7 +426,7 @@ def _load_fineweb(remote_name: str, streaming: bool = False):
 
 # %% ../nbs/09_prep.ipynb #a0000024
 def fineweb_prep(data_dir="edu_fineweb10B", # where the shards go
-                 source=None, # None: the Hub; else a path, paths, a datasets.Dataset or an iterable of {'text': ...}
+                 source: str | os.PathLike | list | None = None, # None: the Hub; else paths, a Dataset or {'text': ...} dicts
                  shard_size: int = int(1e8), # tokens per shard
                  num_proc: int | None = None, # tokenizer processes (default: all cores)
                  remote_name: str = "sample-10BT", # the FineWeb-Edu subset on the Hub
@@ -566,7 +566,7 @@ def _corpus_names(source, data_dir, name) -> tuple:
 
 # %% ../nbs/09_prep.ipynb #a0000028
 def corpus_prep(source, # a path, a list of paths (files or folders), a datasets.Dataset or an iterable of {'text': ...}
-                data_dir=None, # default: data/NAME
+                data_dir: str | os.PathLike | None = None, # default: data/NAME
                 name: str | None = None, # shard prefix; default: the data dir's folder name, else the first file's name
                 val_fraction: float = 0.05, # share of the tokens in the val shard (shard 0)
                 min_split_tokens: int = MIN_SPLIT_TOKENS, # least tokens of the val shard and of every train shard

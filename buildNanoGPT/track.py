@@ -105,8 +105,8 @@ def wandb_run_id(log_dir, start_step: int = 0) -> str:
     return run_id
 
 # %% ../nbs/12_track.ipynb #9a21b210
-def wandb_mode(env=None, # the environment (None: this process's)
-               netrc_file=None, # where `wandb login` saves the key (None: ~/.netrc)
+def wandb_mode(env: dict | None = None, # the environment (None: this process's)
+               netrc_file: str | os.PathLike | None = None, # where `wandb login` saves the key (None: ~/.netrc)
               ) -> tuple[str, str | None]: # (mode, why it is offline or None)
     "W&B's mode for this run: `WANDB_MODE` if set, else online with a login and offline without one."
     env = os.environ if env is None else env

@@ -192,7 +192,7 @@ def _check(self):
 
 # %% ../nbs/02_train.ipynb #c4bd4385
 @patch_to(TrainingConfig)
-def accum_steps(self, world=None) -> int: # a world size, or a `DDPConfig`; default 1
+def accum_steps(self, world: int | DDPConfig | None = None) -> int: # a world size, or a `DDPConfig`; default 1
     "Micro-steps per optimizer step: `total_batch_size / (B * T * world_size)`, which must be a whole number."
     world = world if isinstance(world, int) else getattr(world, "ddp_world_size", 1)
     per_step = self.B * self.T * world
@@ -224,7 +224,8 @@ def gpt2_124m(cls, **kw):
 def cpu_default(cls, **kw):
     "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_narrow()` reads 563k tokens of the bundled plays."
     # chosen by experiment (BENCHMARKS.md): in a fixed time, small steps of 1,024 tokens and a narrow model learn most
-    return cls(**merge_preset(dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=20, max_steps=550,
+    # warm-up 60, not 20: at 20 the update of step 23, at the peak rate, overshot (step 24's loss 11.86, see above)
+    return cls(**merge_preset(dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=60, max_steps=550,
                                    weight_decay=0.1, val_interval=110, val_loss_steps=12, hellaswag_interval=275,
                                    hellaswag_max_examples=200, sample_interval=275, num_return_sequences=2,
                                    sample_max_length=64, sample_prompt="KING.\n", checkpoint_interval=275,
@@ -265,7 +266,7 @@ def get_lr(step: int, train_cf: TrainingConfig) -> float:
 # %% ../nbs/02_train.ipynb #75a71bf7
 def build_optimizer(model, # the model (a DDP or compiled wrapper is taken off)
                     train_cf: TrainingConfig, # its `optimizer`, `weight_decay`, `max_lr` (and `muon_lr`)
-                    ddp_cf=None, # its `device_type` (fused AdamW on CUDA); the master prints (None: one CPU process)
+                    ddp_cf: DDPConfig | None = None, # its `device_type` (fused AdamW on CUDA); the master prints (None: 1 CPU)
                    ) -> torch.optim.Optimizer:
     "The run's optimizer: the lecture's AdamW, or with `optimizer='muon'` Muon + AdamW (nbs/05_beyond)."
     m, ddp_cf = raw_model(model), ddp_cf or DDPConfig.local()
@@ -463,7 +464,7 @@ def check_train_inputs(model, train_loader, train_cf: TrainingConfig, ddp_cf) ->
     return train_cf.accum_steps(ddp_cf)
 
 # %% ../nbs/02_train.ipynb #e12a0004
-def show_progress(ddp_cf=None, stream=None) -> bool:
+def show_progress(ddp_cf: DDPConfig | None = None, stream: io.TextIOBase | None = None) -> bool:
     "Whether to show progress bars: on the master rank, and only when `stream` (default stderr) is a terminal."
     stream = sys.stderr if stream is None else stream
     isatty = getattr(stream, "isatty", None)
@@ -474,10 +475,11 @@ _SUMMARY = dict(steps=0, tokens=0, final_val_loss=None, best_val_loss=None, min_
                 hellaswag_acc=None, tokens_per_sec=None, last_checkpoint=None, stopped_early=False, elapsed_s=0.0)
 
 def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
-              optimizer=None, # None: `build_optimizer`
-              enc=None, # the tokenizer for samples; None: GPT-2's
-              resume_from=None, # the checkpoint `claim_log_dir` picked (with `train_cf.resume`)
-              live_plot=False, val_loader=None, evals=None) -> TrainRun: # as `train_GPT`'s
+              optimizer: torch.optim.Optimizer | None = None, # None: `build_optimizer`
+              enc: tiktoken.Encoding | None = None, # the tokenizer for samples; None: GPT-2's
+              resume_from: str | os.PathLike | None = None, # the checkpoint `claim_log_dir` picked (`train_cf.resume`)
+              live_plot=False, val_loader: DataLoaderLite | None = None, # as `train_GPT`'s
+              evals: list | None = None) -> TrainRun:
     "Everything before the first step: checks, TF32, optimizer, `torch.compile`, resumed state, log, live plot, trackers."
     accum, master = check_train_inputs(model, train_loader, train_cf, ddp_cf), ddp_cf.master_process
     check_trackers(train_cf) # a missing package stops every rank here, before any work
@@ -497,7 +499,8 @@ def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
     if train_cf.resume:
         run.start_step = restore_run(train_cf, model, optimizer, train_loader, ddp_cf, resume_from)
     run.log_file = open_log(train_cf, run.start_step, master)
-    run.summary = dict(_SUMMARY, start_step=run.start_step, evals={})
+    run.summary = dict(_SUMMARY, start_step=run.start_step, evals={},
+                       params=sum(p.numel() for p in model.parameters())) # tied weights once
     sz = "124M" if train_cf.model_name == "gpt2_124m" else None # GPT-2's lines only for its size
     run.live = live_plot_for(live_plot, sz, run.log_file) if master else None
     run.tracker = open_tracker(train_cf, run.start_step, master) # last: the loop closes it
@@ -520,10 +523,11 @@ def finish_run(run: TrainRun, last_step: int) -> dict:
 # %% ../nbs/02_train.ipynb #07dff900
 def train_GPT(model, train_loader, val_loader, # the model (`create_model`), two `DataLoaderLite`s (val: None to skip)
               train_cf, ddp_cf: DDPConfig, # the run's `TrainingConfig`; this process's `DDPConfig`
-              optimizer=None, enc=None, # None: `build_optimizer`; GPT-2's tokenizer
+              optimizer: torch.optim.Optimizer | None = None, # None: `build_optimizer`
+              enc: tiktoken.Encoding | None = None, # None: GPT-2's tokenizer
               stop_at_step: int | None = None, # stop after this step (checkpoint, return), as Ctrl-C would
               live_plot=False, # True: in Jupyter, loss curves redrawn in place as it trains (or a `viz.LivePlot`)
-              evals=None, # the `evals.Eval`s to run (None: `default_evals(train_cf)`: validation loss, HellaSwag)
+              evals: list | None = None, # the `evals.Eval`s to run (None: `default_evals(train_cf)`: val loss, HellaSwag)
              ) -> dict: # the run's summary: losses, HellaSwag, tokens/s, last checkpoint
     "Train `model` for `train_cf.max_steps` optimizer steps (evals, samples, log, checkpoints); returns a summary."
     cf, master = train_cf, ddp_cf.master_process

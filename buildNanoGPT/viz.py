@@ -13,7 +13,7 @@ from fastcore.basics import patch_to
 
 # %% auto #0
 __all__ = ['STREAMS', 'GPT2_VAL_LOSS', 'GPT2_HELLASWAG', 'GPT3_HELLASWAG', 'nonfinite_notes', 'read_log', 'gpt2_baselines',
-           'plot_log', 'LivePlot', 'live_plot_for']
+           'run_label', 'plot_log', 'LivePlot', 'live_plot_for']
 
 # %% ../nbs/03_viz.ipynb #1b43a3f6
 STREAMS = ("train", "val", "hella")  # the lecture's streams: training loss, validation loss, HellaSwag acc_norm
@@ -69,7 +69,7 @@ def nonfinite_notes(streams: dict) -> list[str]: # one line per stream that has 
 
 # %% ../nbs/03_viz.ipynb #55063254
 def read_log(log_file: str | os.PathLike, # a `log.txt` written by `train_GPT` (may still be being written)
-             streams=None, # the stream names allowed (`None`: any name: every eval logs its own)
+             streams: tuple[str, ...] | None = None, # the stream names allowed (`None`: any: every eval logs its own)
              warn: bool = True, # warn (`RuntimeWarning`) about nan/inf values: how many, and the first step
             ) -> dict[str, tuple[np.ndarray, np.ndarray]]: # stream -> (steps int64, values float64), sorted by step
     "Parse a training log of `{step} {stream} {value}` lines into per-stream arrays."
@@ -135,25 +135,27 @@ def _loss_panel(ax, streams, sz, base, loss_ylim, name):
 # %% ../nbs/03_viz.ipynb #f5738414
 def _hella_panel(ax, streams, sz, base, name):
     "HellaSwag accuracy, with GPT-2's and GPT-3's (from `base`) as dashed lines."
-    if "hella" in streams:
-        _curve(ax, streams, "hella", name)
-    else:
-        ax.text(0.5, 0.5, "no HellaSwag eval in this log", ha="center", va="center", transform=ax.transAxes)
+    _curve(ax, streams, "hella", name)
     if "hella_gpt2" in base:
         ax.axhline(base["hella_gpt2"], color="r", linestyle="--", label=f"OpenAI GPT-2 ({sz}) checkpoint")
         ax.axhline(base["hella_gpt3"], color="g", linestyle="--", label=f"OpenAI GPT-3 ({sz}) checkpoint")
     ax.set(xlabel="steps", ylabel="accuracy", title="HellaSwag eval")
 
 # %% ../nbs/03_viz.ipynb #92ca1945
+def run_label(streams, name: str | None = None) -> str:
+    "The legend's name of a run: `name` (default 'this run') and the number of steps its log holds."
+    steps = 1 + max((int(xs.max()) for xs, _ in streams.values() if len(xs)), default=-1)
+    return f"{name or 'this run'} ({steps:,} steps)"
+
 def _draw(fig, streams, sz, base, loss_ylim, name=None):
-    "Draw the loss and HellaSwag panels on `fig`, then one panel for each other stream (an eval of your own)."
-    name = name or (f"nanoGPT ({sz})" if sz else "nanoGPT")
-    others = sorted(set(streams) - set(STREAMS))
-    axes = fig.subplots(1, 2 + len(others), squeeze=False)[0]
+    "Draw the loss panel on `fig`, HellaSwag's if logged, then one panel for each other stream (an eval of yours)."
+    name = run_label(streams, name)
+    panels = ["hella"] * ("hella" in streams) + sorted(set(streams) - set(STREAMS))
+    axes = fig.subplots(1, 1 + len(panels), squeeze=False)[0]
     _loss_panel(axes[0], streams, sz, base, loss_ylim, name)
-    _hella_panel(axes[1], streams, sz, base, name)
-    if "hella" not in streams: axes[1].set_xlim(axes[0].get_xlim())
-    for ax, stream in zip(axes[2:], others):
+    if "hella" in streams: _hella_panel(axes[1], streams, sz, base, name)
+    for ax, stream in zip(axes[1:], panels):
+        if stream == "hella": continue
         _curve(ax, streams, stream, name)
         ax.set(xlabel="steps", ylabel=stream, title=stream)
     for ax in axes:
@@ -187,7 +189,7 @@ def plot_log(log_file: str | os.PathLike = "log/log.txt", # the log.txt written 
              out: str | os.PathLike | None = None, # save the figure here (PNG) if given
              show: bool = True, # show the figure (pyplot); False: draw off-screen, e.g. in a script
              loss_ylim: tuple | None = None, # y range of the loss panel, e.g. (2.8, 4.0); None: automatic
-             name: str | None = None, # legend name of this run (default: "nanoGPT (sz)")
+             name: str | None = None, # legend name of this run (default: its folder); the steps are added
              figsize=(16, 6),
             ) -> Path | None: # the PNG written, if `out` was given
     "Plot train/val loss and HellaSwag accuracy from a training log, with the GPT-2/GPT-3 baselines for size `sz`."
@@ -198,7 +200,7 @@ def plot_log(log_file: str | os.PathLike = "log/log.txt", # the log.txt written 
     for line in _summary(streams):
         print(line)
     fig = _figure(show, figsize)
-    _draw(fig, streams, sz, base, loss_ylim, name)
+    _draw(fig, streams, sz, base, loss_ylim, name or Path(log_file).resolve().parent.name)
     png = _save_png(fig, out) if out is not None else None
     if show:
         import matplotlib.pyplot as plt
@@ -221,7 +223,7 @@ class LivePlot:
     def __init__(self, sz: str | None = None, # model size for the baselines, as in `plot_log`
                  name: str | None = None, # legend name of the run
                  every: float = 2.0, # redraw at most every `every` seconds (0: at every `draw`)
-                 display=None, # a function like `IPython.display.display`; None: IPython's, in a notebook
+                 display: Callable | None = None, # a function like `IPython.display.display`; None: IPython's
                  figsize=(12, 4.5)):
         from matplotlib.figure import Figure
         self.sz, self.name, self.every, self.base = sz, name, every, gpt2_baselines(sz)
@@ -286,7 +288,7 @@ def close(self):
 # %% ../nbs/03_viz.ipynb #1607adc2
 def live_plot_for(live_plot, # True, False or a `LivePlot`
                   sz: str | None = None, # the model size, for the baselines
-                  log_file=None, # the run's log.txt, when it resumes
+                  log_file: str | os.PathLike | None = None, # the run's log.txt, when it resumes
                  ) -> LivePlot | None:
     "The run's `LivePlot` (seeded with `log_file`), or None: not asked for, or no notebook display here (said once)."
     if not live_plot: return None

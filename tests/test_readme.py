@@ -1,6 +1,6 @@
 """README.md is made from nbs/index.ipynb by `python tools/make_readme.py` (Quarto, which nbdev-readme needs, is not
 installable here); this fails when the two disagree."""
-import importlib.util, json
+import importlib.util, json, os, re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,3 +51,37 @@ def test_readme_links_resolve():
     assert any(l.startswith("nbs/") for l in local), local
     missing = [l for l in local if not (REPO / l.split("#")[0]).exists()]
     assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
+SKIPPED_FLAGS = ("hide", "cuda", "download", "slow", "notest") # hidden, or shown but needing a GPU or the network
+
+
+def _shown_cells(nb_path) -> list[str]:
+    "The code cells a reader of the page sees and can run here, in order (flagged GPU/network cells left out)."
+    cells = json.loads(Path(nb_path).read_text())["cells"]
+    out = []
+    for c in cells:
+        src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        flags = re.findall(r"^#\|\s*([\w-]+)", src, flags=re.M)
+        if c["cell_type"] == "code" and not set(flags) & set(SKIPPED_FLAGS):
+            out.append(src)
+    return out
+
+
+def test_index_snippets_run_in_a_fresh_kernel(tmp_path):
+    "The index page's visible code, in the order shown, runs in a new kernel: nothing comes from a hidden cell."
+    import subprocess, sys
+    from limits import HANG_S
+    cells = _shown_cells(REPO / "nbs" / "index.ipynb")
+    assert len(cells) >= 15 and any("import numpy as np" in c for c in cells)
+    (tmp_path / "cells.json").write_text(json.dumps(cells))
+    code = ("import json\nfrom execnb.shell import CaptureShell\nsh = CaptureShell()\n"
+            "for i, src in enumerate(json.load(open('cells.json'))):\n"
+            "    sh.run(src)\n"
+            "    if sh.exc: raise SystemExit(f'cell {i} failed:\\n{src}\\n{sh.exc!r}')\n"
+            "print('ran', i + 1, 'cells')\n")
+    env = {**os.environ, "TMPDIR": str(tmp_path), "MPLBACKEND": "Agg", "TOKENIZERS_PARALLELISM": "false"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=HANG_S)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"ran {len(cells)} cells" in r.stdout
