@@ -281,7 +281,7 @@ def _folder_files(p: Path, skip: Path | None) -> list[Path]:
 
 # %% ../nbs/09_prep.ipynb #a000001b
 def resolve_sources(paths, # a path or a list of paths: files or folders
-                    exclude: list[str] | None = None, # a folder not to walk into (the output folder)
+                    exclude: str | os.PathLike | None = None, # a folder not to walk into (the output folder)
                    ) -> list[Path]:
     "The document files that `paths` (a path or a list) name: files as given, folders walked (sorted); checked now."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -303,7 +303,18 @@ def resolve_sources(paths, # a path or a list of paths: files or folders
             raise ValueError(f"source {p} is neither a file nor a folder")
         else:
             raise FileNotFoundError(f"source {str(p)!r} does not exist")
-    return files
+    return _once(files)
+
+def _once(files: list[Path]) -> list[Path]:
+    "Each file once, by its resolved path, in the order first named; a note on stderr names the repeats."
+    seen, dropped = {}, []
+    for f in files:
+        if f.resolve() in seen: dropped.append(f)
+        else: seen[f.resolve()] = f
+    if dropped:
+        print(f"note: {len(dropped)} source file(s) named more than once, read once: "
+              + ", ".join(map(str, dropped[:5])) + (", ..." if len(dropped) > 5 else ""), file=sys.stderr)
+    return list(seen.values())
 
 # %% ../nbs/09_prep.ipynb #a000001e
 def _check_doc(obj, where: str) -> dict:
@@ -382,7 +393,7 @@ def _only_docs(docs):
         yield d
 
 # %% ../nbs/09_prep.ipynb #a0000022
-def _source_docs(source, errors: str = "strict", exclude: list[str] | None = None) -> tuple:
+def _source_docs(source, errors: str = "strict", exclude: str | os.PathLike | None = None) -> tuple:
     "(documents, what they are read from: recorded in the manifest, or None when it can't be told)."
     if errors not in ("strict", "replace"):
         raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")

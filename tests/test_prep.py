@@ -207,3 +207,21 @@ def test_help_shows_every_default(tmp_path):
                           "--overwrite", "--hellaswag", "--hellaswag-dir", "--debug"}, names
     for name, o in zip(names, opts):
         if name != "-h": assert "(default:" in " ".join(o.split()), o
+
+
+def test_sources_are_a_set(tmp_path):
+    "A file named twice (itself twice, or a folder and a file in it) is tokenized once: val text never trains."
+    src = tmp_path / "src"; src.mkdir()
+    (src / "hamlet.txt").write_text(_text(6000, 1)); (src / "lear.txt").write_text(_text(6000, 2))
+    once = prep("--source", "src", "--data-dir", "once", "--shard-size", "4000", cwd=tmp_path)
+    assert once.returncode == 0, once.stderr
+    for i, (args, dropped) in enumerate(((["src", "src/hamlet.txt"], "src/hamlet.txt"),
+                                         (["src/lear.txt", "src/lear.txt"], "src/lear.txt"))):
+        out = tmp_path / f"twice{i}"
+        r = prep("--source", *args, "--data-dir", out.name, "--shard-size", "4000", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert f"note: 1 source file(s) named more than once, read once: {dropped}" in r.stderr, r.stderr
+        if args[0] == "src":
+            assert np.array_equal(_stream(out), _stream(tmp_path / "once")) # the same shards as naming the folder once
+        else:
+            assert np.array_equal(_stream(out), _tokens(_text(6000, 2))) # one document, tokenized once
