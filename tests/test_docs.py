@@ -4,7 +4,7 @@ Quarto is not installable on our machines, so `tools/render_docs.py` stands in f
 Chromium (Debian `chromium`) is required in CI (`.ci/run` installs it); on a developer machine without it the
 browser checks are skipped with the reason, the rest still runs.
 """
-import importlib.util, os, sys
+import html as htmllib, importlib.util, json, os, re, sys
 from pathlib import Path
 import pytest
 
@@ -67,3 +67,93 @@ def test_pages_show_outputs(report):
     bare = [n for n, i in report["pages"].items() if i["code_cells"] >= 3 and i["outputs"] == 0]
     assert not bare, (f"no saved outputs in {bare}: their docs pages show code without results; save them with "
                       "`nbdev-test nbs/NAME.ipynb --save && nbdev-clean --fname nbs/NAME.ipynb`")
+
+
+def test_pages_have_sidebar_and_outline(report):
+    "As on the Quarto site: every page lists the sidebar.yml pages in order (itself marked) and outlines its headings."
+    entries, site = render_docs.sidebar_pages(), report["site"]
+    want = [site[e]["file"] for e in entries]
+    for name, info in report["pages"].items():
+        assert info["sidebar"] == want, f"{name}: sidebar {info['sidebar']}, sidebar.yml: {want}"
+        assert info["sidebar_active"] == [info["page"]], f"{name}: the sidebar marks {info['sidebar_active']}"
+        if info["h2"]: assert info["outline"] >= 1, f"{name}: {info['h2']} h2 headings, no outline"
+    if CHROMIUM is None: pytest.skip("chromium not installed: browser check skipped (apt-get install -y chromium)")
+    for name, info in report["pages"].items():  # what the one Chromium load of the page found in the DOM
+        assert info["browser_sidebar"] == len(entries), f"{name}: {info['browser_sidebar']} sidebar links shown"
+        assert info["browser_active"] == info["page"], f"{name}: the sidebar marks {info['browser_active']}"
+        assert info["browser_outline"] == info["outline"], f"{name}: {info['browser_outline']} outline links shown"
+        if info["h2"]: assert info["browser_outline"] >= 1
+        assert info["covered"] is None, f"{name}: the {info['covered']} covers the content"
+        assert info["browser_folds"] == info["code_folds"]
+
+
+def test_links_point_to_pages(report):
+    "Quarto's links: no relative link to a notebook is left (`X.ipynb` -> X's page); the link check ran on them."
+    for name, info in report["pages"].items():
+        html = Path(info["html"]).read_text()
+        left = [h for h in re.findall(r'href="([^"]*)"', html) if not re.match(r"[a-z]+:", h) and ".ipynb" in h]
+        assert not left, f"{name}: links to notebooks left: {left}"
+
+
+def _nb(*cells):
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+            "cells": [dict(c, id=f"c{i}", metadata={}) for i, c in enumerate(cells)]}
+
+
+def _md(src): return {"cell_type": "markdown", "source": src}
+def _raw(src): return {"cell_type": "raw", "source": src}
+def _code(src, *outputs): return {"cell_type": "code", "source": src, "execution_count": None, "outputs": list(outputs)}
+
+
+def _show_doc(module, line, name, sig):
+    "A show_doc output as nbdev writes it (a class too is shown as `def`)."
+    md = (f"---\n\n[source](https://github.com/buildnanogpt/buildNanoGPT/blob/main/buildNanoGPT/{module}.py#L{line})"
+          f'{{target="_blank" style="float:right; font-size:smaller"}}\n\n### {name}\n\n```python\n{sig}\n```\n\n*Doc.*')
+    return {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": md, "text/plain": "<...>"}}
+
+
+def test_site_features_on_a_small_notebook(tmp_path):
+    "Links rewritten and checked, the sidebar and outline, a class's show_doc as `class`, and `code-fold: true`."
+    nbs, out = tmp_path / "nbs", tmp_path / "out"
+    nbs.mkdir()
+    (nbs / "sidebar.yml").write_text("website:\n  sidebar:\n    contents:\n      - index.ipynb\n      - 01_b.ipynb\n")
+    index = _nb(_raw("---\ntitle: Home\n---"),
+                _md("## Links\n\n[to b](01_b.ipynb#part-two), [missing](nope.ipynb), [bad part](01_b.ipynb#no-such-part), "
+                    "[here](#links), [gone](#absent), [elsewhere](https://example.com/x.ipynb)"),
+                _code('#| code-fold: true\n#| code-summary: "Show the loop"\nfor i in range(2): print(i)',
+                      {"output_type": "stream", "name": "stdout", "text": "printed 0\nprinted 1\n"}),
+                _code("#| code-fold: true\nx = 1"),
+                _code("#| echo: false\n#| output: asis\nshow_doc(GPTConfig)",
+                      _show_doc("model", 32, "GPTConfig", "def GPTConfig(\n    block_size:int=1024\n)->None:"),
+                      _show_doc("model", 89, "GPTConfig.from_name", "def from_name(\n    name:str, **kw\n):"),
+                      _show_doc("checkpoint", 43, "get_rng_state", "def get_rng_state(\n)->dict:")))
+    b = _nb(_raw("---\ntitle: Bee\noutput-file: bee.html\n---"), _md("## Part two\n\n### Sub part\n\n[back](index.ipynb)"))
+    for name, nb in [("index.ipynb", index), ("01_b.ipynb", b)]: (nbs / name).write_text(json.dumps(nb))
+    rep = render_docs.render_pages({n: nbs / n for n in ["index.ipynb", "01_b.ipynb"]}, out, nbs=nbs)
+    pi, pb = rep["pages"]["index.ipynb"], rep["pages"]["01_b.ipynb"]
+    assert (pi["page"], pb["page"]) == ("index.html", "bee.html")  # named by the front matter's output-file
+    html = (out / "index.html").read_text()
+    # links: .ipynb -> its page, fragment kept (and pandoc's ids); external links left alone
+    assert 'href="bee.html#part-two"' in html and 'href="https://example.com/x.ipynb"' in html
+    assert 'href="index.html"' in (out / "bee.html").read_text()
+    probs = sorted(rep["problems"])
+    assert len(probs) == 3, probs
+    assert probs[0].startswith("index.html (index.ipynb): link '#absent': no id 'absent' on index.html"), probs
+    assert probs[1].startswith("index.html (index.ipynb): link 'bee.html#no-such-part': no id 'no-such-part' on bee.html")
+    assert probs[2].startswith("index.html (index.ipynb): link 'nope.html' does not resolve (") and "'nope.ipynb' in the notebook" in probs[2]
+    # sidebar and outline
+    assert pi["sidebar"] == pb["sidebar"] == ["index.html", "bee.html"]
+    assert (pi["sidebar_active"], pb["sidebar_active"]) == (["index.html"], ["bee.html"])
+    assert ">Home</a>" in html and ">Bee</a>" in html
+    assert pb["outline"] == 2 and 'href="#sub-part"' in (out / "bee.html").read_text()
+    assert pi["outline"] == 4  # ## Links and the three show_doc headings
+    # show_doc: a class reads `class`, a method and a function stay `def`
+    text = htmllib.unescape(re.sub(r"<[^>]+>", "", html))
+    assert "class GPTConfig(" in text and "def GPTConfig(" not in text
+    assert "def from_name(" in text and "def get_rng_state(" in text
+    # code-fold: the code in <details><summary>, its output below, visible; the default summary is "Code"
+    m = re.search(r'<details class="code-fold"><summary>Show the loop</summary>(.*?)</details>(.*?)<details', html, re.S)
+    assert m, "no folded cell"
+    assert "range" in m.group(1) and "printed 0" not in m.group(1) and "printed 0" in m.group(2)
+    assert '<details class="code-fold"><summary>Code</summary>' in html and pi["code_folds"] == 2
+    assert "#|" not in text
