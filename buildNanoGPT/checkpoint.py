@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from fastcore.basics import patch_to
 
-from .data import atomic_write, read_manifest
+from .data import DataLoaderLite, atomic_write, read_manifest
 from .dist import DDPConfig, broadcast_object, gather_object, raw_model, wrap_model
+from .model import GPTConfig
 from .modern import ModernConfig, build_model, config_from_dict
 
 try:
@@ -92,7 +93,7 @@ def data_identity(loader) -> dict | None:
 def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wrappers are taken off)
                     optimizer: torch.optim.Optimizer | None = None, # the optimizer's moments
                     step: int | None = None, # the last completed step
-                    train_cf: TrainingConfig | None = None, # the run's config
+                    train_cf: object | None = None, # the run's `TrainingConfig`
                     train_loader: DataLoaderLite | None = None, # the loader (every rank's position)
                     ddp_cf: DDPConfig | None = None, # the process (None: one)
                     val_loss: float | None = None, # the last val loss

@@ -10,6 +10,7 @@ import argparse, dataclasses, inspect, os, shlex, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tiktoken
 from fastcore.docments import docments
 
 from . import data
@@ -292,6 +293,9 @@ def train_config(a):
     from buildNanoGPT.train import TrainingConfig
     skip = {f.name for f in dataclasses.fields(TrainOptions)}
     kw = {k: v for k, v in vars(a).items() if v is not None and k not in skip}
+    if a.init_from and a.model_name is not None:
+        raise ValueError(f"--model {a.model_name} and --init-from {a.init_from} both choose the model; --init-from "
+                         "loads its weights and their architecture: drop --model")
     if a.init_from and a.recipe != "lecture":
         raise ValueError(f"--init-from loads GPT-2's weights, but --recipe {a.recipe} changes the architecture; "
                          f"fine-tune with --recipe lecture, or train the {a.recipe} recipe from scratch")
@@ -412,7 +416,11 @@ def train_main(argv: list[str] | None = None) -> dict:
     _set_threads(a.threads)
     ddp_cf = DDPConfig(device=a.device)
     try:
-        train_cf = train_config(a)
+        with warnings.catch_warnings(record=True) as odd: # legal but odd settings: said as the command's own
+            warnings.simplefilter("always")
+            train_cf = train_config(a)
+        for w in odd:
+            if ddp_cf.master_process: print(f"buildnanogpt-train: warning: {w.message}", file=sys.stderr)
         check_trackers(train_cf) # --tensorboard / --wandb without the [track] extra: one line, before any work
         set_random_seed(train_cf.seed)
         train_loader, val_loader = _train_data(train_cf, a.preset, a.data_dir is not None, ddp_cf)

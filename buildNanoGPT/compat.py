@@ -43,7 +43,7 @@ class AccumSteps(int):
         self._cf = train_cf
         return self
 
-    def __call__(self, world: int | DDPConfig | None = None) -> int: # a world size or a `DDPConfig`; default 1
+    def __call__(self, world: int | object | None = None) -> int: # a world size or a `DDPConfig`; default 1
         return self._cf.accum_steps(world)
 
 # %% ../nbs/11_compat.ipynb #01f22bb9

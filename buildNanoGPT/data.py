@@ -195,7 +195,7 @@ def _check_shards_fit(shards: list[Path], need: int):
 class DataLoaderLite:
     "Batches of (x, y) token windows from memory-mapped uint16 shards, rank-strided for DDP, resumable."
     def __init__(self, B: int, T: int, # batch size (rows) and sequence length
-                 ddp_cf: DDPConfig | None = None, # anything with ddp_rank, ddp_world_size, master_process; None: 1 process
+                 ddp_cf: object | None = None, # a `DDPConfig`, or anything with ddp_rank, ddp_world_size, master_process; None: 1 process
                  split: str = "train", # 'train' or 'val'
                  data_root="edu_fineweb10B", # folder of `{name}_{split}_{index:06d}.npy` shards
                  shuffle: bool = False, # visit the train shards in a new seeded order each epoch

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import tiktoken
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm

@@ -8,6 +8,7 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/model.html.md"""
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import shutil
 import tempfile
@@ -464,8 +465,8 @@ def _sample_next(logits, temperature=1.0, top_k=None, do_sample=True, generator=
 
 # %% ../nbs/00_model.ipynb #3166dd29
 def _check_generate_args(idx, temperature, top_k):
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not (temperature >= 0 and math.isfinite(temperature)): # nan passes no comparison: said here, not in sampling
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if top_k is not None:
         check_positive_int("top_k", top_k)
     if idx.dim() != 2 or idx.size(1) == 0:

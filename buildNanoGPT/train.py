@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import math
 import random
+import io
+import os
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import tiktoken
 import torch
 from torch.nn import functional as F
 
@@ -175,6 +179,14 @@ def _check(self):
         self.min_lr = 0.1 * self.max_lr
     if not 0 <= self.min_lr <= self.max_lr:
         raise ValueError(f"TrainingConfig.min_lr must be in [0, max_lr={self.max_lr}], got {self.min_lr!r}")
+    if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+        raise ValueError(f"TrainingConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+    if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        raise ValueError(f"TrainingConfig.seed must be an int >= 0, got {self.seed!r}")
+    if self.warmup_steps > self.max_steps: # legal, but the rate never reaches max_lr: said, not refused
+        peak = self.max_lr * self.max_steps / self.warmup_steps
+        warnings.warn(f"TrainingConfig: warmup_steps={self.warmup_steps} is longer than max_steps={self.max_steps}: "
+                      f"the learning rate stops at {peak:.3g}, short of max_lr={self.max_lr}")
     if self.resume and self.overwrite:
         raise ValueError("TrainingConfig: resume=True and overwrite=True contradict each other; pass one of them")
     if self.optimizer not in ("adamw", "muon"):
@@ -478,7 +490,7 @@ def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
               optimizer: torch.optim.Optimizer | None = None, # None: `build_optimizer`
               enc: tiktoken.Encoding | None = None, # the tokenizer for samples; None: GPT-2's
               resume_from: str | os.PathLike | None = None, # the checkpoint `claim_log_dir` picked (`train_cf.resume`)
-              live_plot=False, val_loader: DataLoaderLite | None = None, # as `train_GPT`'s
+              live_plot=False, val_loader: data.DataLoaderLite | None = None, # as `train_GPT`'s
               evals: list | None = None) -> TrainRun:
     "Everything before the first step: checks, TF32, optimizer, `torch.compile`, resumed state, log, live plot, trackers."
     accum, master = check_train_inputs(model, train_loader, train_cf, ddp_cf), ddp_cf.master_process

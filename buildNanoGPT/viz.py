@@ -7,6 +7,7 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/viz.html.md"""
 # %% ../nbs/03_viz.ipynb #d631f8e0
 from __future__ import annotations
 import io, os, re, time, warnings
+from typing import Callable
 from pathlib import Path
 import numpy as np
 from fastcore.basics import patch_to

@@ -75,3 +75,19 @@ def test_no_test_judges_speed():
     assert not found, "a fixed time limit in a test; use limits.HANG_S:\n" + "\n".join(found)
     from limits import HANG_S
     assert HANG_S >= 1800
+
+
+def test_annotations_resolve():
+    "nbdev's show_doc evaluates every annotation: a name the module does not define breaks its docs page."
+    import inspect, typing
+    broken = []
+    for m in MODULES:
+        mod = importlib.import_module(f"buildNanoGPT.{m}")
+        for name, obj in vars(mod).items():
+            if getattr(obj, "__module__", None) != mod.__name__: continue
+            fns = [(name, obj)] if inspect.isfunction(obj) else \
+                  [(f"{name}.{k}", v) for k, v in vars(obj).items() if inspect.isfunction(v)] if inspect.isclass(obj) else []
+            for n, f in fns:
+                try: typing.get_type_hints(f)
+                except NameError as e: broken.append(f"{m}.{n}: {e}")
+    assert not broken, "\n".join(broken)

@@ -253,3 +253,24 @@ def test_torchrun_the_verdict_reaches_every_rank(finished, tmp_path):
     for rank in (0, 1): assert (tmp_path / f"rank{rank}.txt").read_text().splitlines() == [refused, "claimed"], rank
     assert _files(tmp_path / "empty") == [".lock"] # created by rank 0 alone, released
     assert _files(log) == [".lock", "log.txt", "loss.png", "model_00001.pt", "model_00002.pt"]
+
+
+def test_values_are_checked_where_they_enter(tmp_path):
+    "Settings that make no sense are one-line errors before any work; odd but legal ones are one warning line."
+    data_dir = _write_shards(tmp_path / "data")
+    base = ["--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64",
+            "--device", "cpu", "--log-dir", str(tmp_path / "log"), "--no-hellaswag", "--sample-interval", "0"]
+    for flag, value, msg in (("--weight-decay", "-0.1", "TrainingConfig.weight_decay must be a finite number >= 0, got -0.1"),
+                             ("--weight-decay", "nan", "TrainingConfig.weight_decay must be a finite number >= 0, got nan"),
+                             ("--seed", "-1", "TrainingConfig.seed must be an int >= 0, got -1")):
+        assert _one_line_error(_run(TRAIN + base + [flag, value], tmp_path)) == msg + "\n"
+    msg = _one_line_error(_run(TRAIN + base + ["--init-from", "gpt2"], tmp_path)) # refused before any download
+    assert msg.startswith("--model cpu_tiny and --init-from gpt2 both choose the model"), msg
+    assert not (tmp_path / "log").exists()
+    r = _run(TRAIN + base + ["--max-steps", "2", "--warmup-steps", "4", "--val-interval", "0"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert ("buildnanogpt-train: warning: TrainingConfig: warmup_steps=4 is longer than max_steps=2: the learning rate "
+            "stops at 0.0025, short of max_lr=0.005\n") in r.stderr, r.stderr
+    sample = [sys.executable, "-c", "from buildNanoGPT.cli import sample_cli; sample_cli()"]
+    msg = _one_line_error(_run(sample + [str(tmp_path / "log"), "--temperature", "nan"], tmp_path), prog="buildnanogpt-sample")
+    assert msg == "temperature must be a finite number >= 0, got nan\n", msg
