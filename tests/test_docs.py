@@ -157,3 +157,13 @@ def test_site_features_on_a_small_notebook(tmp_path):
     assert "range" in m.group(1) and "printed 0" not in m.group(1) and "printed 0" in m.group(2)
     assert '<details class="code-fold"><summary>Code</summary>' in html and pi["code_folds"] == 2
     assert "#|" not in text
+
+
+def test_signatures_read_as_code(report):
+    "Classes show as `class`, and no parameter reads `NoneType=None` (a default of None needs an annotation)."
+    import html as html_lib
+    pages = {n: html_lib.unescape(re.sub(r"<[^>]+>", "", Path(i["html"]).read_text())) for n, i in report["pages"].items()}
+    assert "class GPTConfig(" in pages["00_model.ipynb"] and "class TrainingConfig(" in pages["02_train.ipynb"]
+    assert "def GPTConfig(" not in pages["00_model.ipynb"]
+    bad = [n for n, text in pages.items() if "NoneType" in text]
+    assert not bad, f"pages with NoneType in a signature: {bad}"

@@ -40,8 +40,9 @@ def _one_line_error(r, code=2, prog="buildnanogpt-train"):
     "The error is one line on stderr, `<prog>: error: ...`, exit `code`, no traceback; returns the message."
     assert r.returncode == code, (r.returncode, r.stdout[-2000:], r.stderr[-3000:])
     assert "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.startswith(f"{prog}: error: "), r.stderr
-    return r.stderr[len(f"{prog}: error: "):]
+    err = "".join(l for l in r.stderr.splitlines(keepends=True) if not l.startswith(f"{prog}: warning: ")) # said first
+    assert err.startswith(f"{prog}: error: "), r.stderr
+    return err[len(f"{prog}: error: "):]
 
 
 def _files(d):
