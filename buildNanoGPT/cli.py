@@ -428,7 +428,7 @@ def train_main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         summary = train_GPT(model, train_loader, val_loader, train_cf, ddp_cf, stop_at_step=a.stop_at_step)
         summary["wall_time_s"] = time.perf_counter() - t0
-        if ddp_cf.master_process:
+        if ddp_cf.master_process and not summary.get("nothing_to_do"):
             _say_summary(summary)
             summary["plot"] = _plot_run(train_cf, a.preset, summary.get("params"))
             print("\n".join(run_report(summary, train_cf, argv, ddp_cf.ddp_world_size)), flush=True)

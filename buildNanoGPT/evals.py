@@ -268,7 +268,13 @@ def hellaswag_eval(model, ctx: EvalContext) -> dict | None:
         ctx.said.add("no hellaswag")
         return None
     correct, total = result
-    acc = correct / max(total, 1)
+    if total == 0: # an empty file: no measurement, not an accuracy of 0
+        if master and "empty hellaswag" not in ctx.said:
+            print(f"HellaSwag: {hellaswag_file(cf.hellaswag_dir)} holds no examples, skipping the HellaSwag evaluation "
+                  f"(prepare it again with data.hellaswag_val_prep(), or set hellaswag_dir / --hellaswag-dir)")
+        ctx.said.add("empty hellaswag")
+        return None
+    acc = correct / total
     if master:
         print(f"HellaSwag accuracy: {correct}/{total}={acc:.4f}")
     return {"hella": acc}

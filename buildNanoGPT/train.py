@@ -546,6 +546,12 @@ def train_GPT(model, train_loader, val_loader, # the model (`create_model`), two
     with claim_log_dir(cf, raw_model(model).config, train_loader, ddp_cf) as resume_from: # one run per folder
         run = setup_run(model, train_loader, cf, ddp_cf, optimizer, enc, resume_from, live_plot, val_loader, evals)
         step = run.start_step - 1
+        if run.start_step >= cf.max_steps: # resumed at or past the end: said, and nothing is written
+            run.tracker.close()
+            if master: print(f"already at step {step} of {cf.max_steps}: nothing to do (train longer with a larger "
+                             "max_steps, --max-steps)")
+            run.summary["nothing_to_do"] = True
+            return finish_run(run, step)
         with run.tracker, GracefulStop(verbose=master) as stopper: # Ctrl-C: finish the step, write a checkpoint, stop
             for step in range(run.start_step, cf.max_steps):
                 last_step = step == cf.max_steps - 1

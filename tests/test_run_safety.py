@@ -275,3 +275,26 @@ def test_values_are_checked_where_they_enter(tmp_path):
     sample = [sys.executable, "-c", "from buildNanoGPT.cli import sample_cli; sample_cli()"]
     msg = _one_line_error(_run(sample + [str(tmp_path / "log"), "--temperature", "nan"], tmp_path), prog="buildnanogpt-sample")
     assert msg == "temperature must be a finite number >= 0, got nan\n", msg
+
+
+def test_resume_at_or_past_the_end_has_nothing_to_do(finished, tmp_path):
+    "A finished run (steps 0-2 of 3) resumed with --max-steps 3 or 2: one line, exit 0, no file touched."
+    data_dir, log = _copy_run(finished, tmp_path)
+    files = lambda: {p.name: p.read_bytes() for p in log.iterdir() if p.is_file() and p.name != ".lock"} # the lock: ours
+    before = files()
+    for steps in (3, 2):
+        out = _ok(_run(TRAIN + _args(data_dir, log, steps) + ["--resume"], tmp_path))
+        assert f"already at step 2 of {steps}: nothing to do (train longer with a larger max_steps, --max-steps)\n" in out
+        assert "run summary" not in out and not re.search(r"^step +\d+ \|", out, flags=re.M), out
+        assert files() == before
+
+
+def test_an_empty_hellaswag_file_is_said_not_scored(tmp_path):
+    "An empty hellaswag_val.jsonl is no measurement: said once, and no `hella` record (not a 0/0 = 0.0 accuracy)."
+    data_dir = _write_shards(tmp_path / "data")
+    (tmp_path / "hs").mkdir(); (tmp_path / "hs" / "hellaswag_val.jsonl").write_text("")
+    args = [a for a in _args(data_dir, tmp_path / "log", 3) if a != "--no-hellaswag"]
+    out = _ok(_run(TRAIN + args + ["--hellaswag-dir", str(tmp_path / "hs"), "--hellaswag-interval", "1"], tmp_path))
+    msg = f"HellaSwag: {tmp_path / 'hs' / 'hellaswag_val.jsonl'} holds no examples, skipping the HellaSwag evaluation"
+    assert out.count(msg) == 1 and "HellaSwag accuracy" not in out, out
+    assert " hella " not in (tmp_path / "log" / "log.txt").read_text()
