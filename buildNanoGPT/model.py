@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -510,15 +511,21 @@ def hf_config(self: GPT):
                       layer_norm_epsilon=1e-5, tie_word_embeddings=True, bos_token_id=50256, eos_token_id=50256)
 
 # %% ../nbs/00_model.ipynb #e3b168bb
+_HF_FILES = re.compile(r"(generation_)?config\.json|model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?"
+                       r"|pytorch_model(-\d{5}-of-\d{5})?\.bin(\.index\.json)?") # what save_pretrained writes
+
 @patch
 def save_hf(self: GPT,
-            path, # the folder to write (replaced if it exists)
+            path, # the folder to write: new, empty, or a previous export (which it replaces)
            ):
     "Save as a Hugging Face `GPT2LMHeadModel` checkpoint in directory `path` (loadable with `from_pretrained(path)`)."
     from transformers import GPT2LMHeadModel
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} exists and is not a directory")
+    if path.is_dir() and (other := sorted(p.name for p in path.iterdir() if not _HF_FILES.fullmatch(p.name))):
+        raise ValueError(f"{path} holds files that are not a Hugging Face export ({', '.join(other[:3])}"
+                         f"{', ...' if len(other) > 3 else ''}); save_hf replaces the folder it writes: give it a new one")
     hf = GPT2LMHeadModel(self.hf_config())
     sd_hf = hf.state_dict()
     with torch.no_grad():
