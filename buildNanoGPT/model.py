@@ -234,6 +234,17 @@ def _config_from_hf(hc) -> GPTConfig:
                      n_embd=hc.n_embd)
 
 # %% ../nbs/00_model.ipynb #01d2d1e3
+def _check_loading_info(model_type, hf_config, info: dict):
+    "Refuse weights that do not fill the model config.json describes, or that it leaves unused (n_layer wrong)."
+    masks = (".attn.bias", ".attn.masked_bias") # HF's attention masks: buffers, not weights
+    missing = sorted(k for k in info["missing_keys"] if not k.endswith(masks) and k != "lm_head.weight")
+    unused = sorted(k for k in info["unexpected_keys"] if not k.endswith(masks))
+    if missing or unused:
+        what = (f"{len(missing)} weights it needs are not in the file (e.g. {missing[0]})" if missing else
+                f"{len(unused)} weights in the file are not used (e.g. {unused[0]})")
+        raise ValueError(f"{model_type!r}: its config.json (n_layer={hf_config.n_layer}) disagrees with its weights: "
+                         f"{what}; fix config.json, or save the model again (save_pretrained / `GPT.save_hf`)")
+
 @patch(cls_method=True)
 def from_pretrained(cls: GPT,
                     model_type: str, # 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl' or a save_pretrained directory
@@ -250,7 +261,10 @@ def from_pretrained(cls: GPT,
         print(f"loading weights from pretrained gpt: {model_type}")
     src = str(Path(os.fspath(model_type)).expanduser()) if is_dir else model_type
     try:
-        hf = GPT2LMHeadModel.from_pretrained(src, **hf_kwargs)
+        hf, info = GPT2LMHeadModel.from_pretrained(src, output_loading_info=True, **hf_kwargs)
+    except RuntimeError as e: # transformers' "size mismatch": config.json's widths are not its weights'
+        raise ValueError(f"{model_type!r}: its config.json disagrees with the shapes of its weights; fix config.json, "
+                         f"or save the model again (save_pretrained / `GPT.save_hf`)") from e
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise OSError(f"could not load {model_type!r} from the Hugging Face hub or its local cache ({first}). "
@@ -258,6 +272,7 @@ def from_pretrained(cls: GPT,
                       f"a machine with network access and copy ~/.cache/huggingface, or set HF_HOME to a cache that "
                       f"holds it (HF_HUB_OFFLINE=1 skips the network retries), or pass a local directory saved with "
                       f"save_pretrained / `GPT.save_hf`.") from e
+    _check_loading_info(model_type, hf.config, info)
     config = _config_from_hf(hf.config)
     if not is_dir and config != getattr(GPTConfig, HF_GPT2_NAMES[model_type])():
         raise ValueError(f"{model_type!r} loaded with config {config}, not the GPT-2 preset; "

@@ -122,3 +122,27 @@ def test_init_from_pretrained_dir(tmp_path):
     sd = torch.load(log_dir / "model_00001.pt")["model"]
     moved = (sd["transformer.wpe.weight"] - src.transformer.wpe.weight).abs().max().item()
     assert 0 < moved < 1e-2 # started from the saved weights, then trained a little
+
+
+def test_init_from_a_folder_whose_config_disagrees_with_its_weights(tmp_path):
+    "A config.json with the wrong n_layer or width is a one-line error, not a model with random or dropped layers."
+    import json, shutil
+    from buildNanoGPT.model import GPT, GPTConfig
+    good = GPT(GPTConfig.cpu_tiny()).save_hf(tmp_path / "good") # 2 layers, width 64
+    data_dir = _write_shards(tmp_path / "data")
+    args = [a for a in _tiny_args(data_dir, tmp_path / "log", 2) if a not in ("--model", "cpu_tiny")]
+    config = json.loads((good / "config.json").read_text())
+    for change, says in (({"n_layer": 1}, "its config.json (n_layer=1) disagrees with its weights: 11 weights in the "
+                                          "file are not used (e.g. transformer.h.1."), # 12 less c_attn.bias, which HF's mask pattern hides
+                         ({"n_layer": 3}, "its config.json (n_layer=3) disagrees with its weights: 12 weights it needs "
+                                          "are not in the file (e.g. transformer.h.2."), # layer 2's
+                         ({"n_embd": 128}, "its config.json disagrees with the shapes of its weights")):
+        bad = tmp_path / f"bad{len(says)}"
+        shutil.copytree(good, bad)
+        (bad / "config.json").write_text(json.dumps({**config, **change}))
+        r = subprocess.run(CLI + args + ["--init-from", str(bad)], cwd=tmp_path, env=_env(), capture_output=True,
+                           text=True, timeout=HANG_S)
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+        assert last.startswith(f"buildnanogpt-train: error: {str(bad)!r}: ") and says in last, last
+        assert not (tmp_path / "log" / "model_00001.pt").exists()
