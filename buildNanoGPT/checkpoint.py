@@ -483,10 +483,12 @@ class NonFiniteLossError(FloatingPointError):
     "Training produced a non-finite loss or gradient norm; nothing of that step was saved."
 
 # %% ../nbs/07_checkpoint.ipynb #7466e66f
-def nonfinite_message(step: int, loss: float, norm: float, train_cf, last_good) -> str:
+def nonfinite_message(step: int, loss: float, norm: float, train_cf, last_good,
+                      what: str | None = None, # what was not finite (default: the loss or the gradient norm)
+                     ) -> str:
     "What went wrong at `step`, and what to do: resume from the last good checkpoint, or start again, with a lower LR."
-    what = (f"the gradient norm is {norm} (loss {loss})" if math.isfinite(loss)
-            else f"the training loss is {loss} (gradient norm {norm})")
+    what = what or (f"the gradient norm is {norm} (loss {loss})" if math.isfinite(loss)
+                    else f"the training loss is {loss} (gradient norm {norm})")
     msg = f"step {step}: {what}: training diverged; stopped without writing a checkpoint of this step. "
     lr = f"{train_cf.max_lr:g}"
     if last_good is not None:

@@ -26,8 +26,8 @@ from .data import check_positive_int
 
 # %% auto #0
 __all__ = ['HF_GPT2_NAMES', 'PEAK_BF16_FLOPS', 'GPTConfig', 'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'eval_mode',
-           'ChunkedLinearCE', 'chunked_head_loss', 'KVCache', 'prefill', 'decode_one_token', 'peak_flops_of',
-           'get_peak_flops']
+           'ChunkedLinearCE', 'chunked_head_loss', 'KVCache', 'prefill', 'decode_one_token', 'NonFiniteLogitsError',
+           'peak_flops_of', 'get_peak_flops']
 
 # %% ../nbs/00_model.ipynb #77bac53c
 @dataclass
@@ -468,8 +468,14 @@ def decode_one_token(model: GPT,
     return _last_logits(model, model.hidden(idx_next, kv_cache=cache))
 
 # %% ../nbs/00_model.ipynb #d19fdddf
+class NonFiniteLogitsError(ValueError):
+    "The model gives nan or inf logits: its weights have diverged, and nothing can be sampled from it."
+
 def _sample_next(logits, temperature=1.0, top_k=None, do_sample=True, generator=None):
     "Next token ids (B, 1) from last-position `logits` (B, vocab_size); `temperature=0` or `do_sample=False`: argmax."
+    if not torch.isfinite(logits).all(): # else multinomial fails deep in torch ("probability tensor contains ...")
+        raise NonFiniteLogitsError("the model's logits are not finite (nan or inf): its weights have diverged; "
+                                   "sample from an earlier checkpoint")
     if not do_sample or temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits.float() / temperature

@@ -30,7 +30,7 @@ from .checkpoint import (GracefulStop, NonFiniteLossError, checkpoint_path, clai
 from .compat import OriginalTrainingNames, merge_preset
 from .dist import DDPConfig, all_reduce_mean, any_rank, gradient_sync, is_wrapped, raw_model, wrap_model
 from .evals import EvalContext, default_evals, generate_text
-from .model import GPT, GPTConfig, eval_mode
+from .model import GPT, GPTConfig, NonFiniteLogitsError, eval_mode
 from .modern import OPTIONS, ModernConfig, build_model, muon_adamw, recipe_kw
 from .track import Tracker, check_trackers, open_tracker
 from .viz import live_plot_for
@@ -39,8 +39,8 @@ from fastcore.basics import patch_to
 # %% auto #0
 __all__ = ['SPEEDUPS', 'PRESETS', 'use_autocast', 'attention_written_out', 'time_train_step', 'speedup_ladder', 'TrainingConfig',
            'get_lr', 'build_optimizer', 'set_random_seed', 'TrainRun', 'optimization_step', 'create_model', 'log_evals',
-           'fmt_duration', 'eta_seconds', 'step_line', 'log_train_step', 'checkpoint_if_due', 'check_train_inputs',
-           'show_progress', 'setup_run', 'finish_run', 'train_GPT']
+           'fmt_duration', 'eta_seconds', 'step_line', 'log_train_step', 'check_updated_model', 'sample_step',
+           'checkpoint_if_due', 'check_train_inputs', 'show_progress', 'setup_run', 'finish_run', 'train_GPT']
 
 # %% ../nbs/02_train.ipynb #1fba4e94
 def use_autocast(train_cf, ddp_cf) -> bool:
@@ -173,8 +173,8 @@ def _check(self):
         data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k))
     for k in _INTERVALS:
         data.check_positive_int(f"TrainingConfig.{k}", getattr(self, k), minimum=0)
-    if not self.max_lr > 0:
-        raise ValueError(f"TrainingConfig.max_lr must be > 0, got {self.max_lr!r}")
+    if not (self.max_lr > 0 and math.isfinite(self.max_lr)):
+        raise ValueError(f"TrainingConfig.max_lr must be a finite number > 0, got {self.max_lr!r}")
     if self.min_lr is None:
         self.min_lr = 0.1 * self.max_lr
     if not 0 <= self.min_lr <= self.max_lr:
@@ -191,8 +191,8 @@ def _check(self):
         raise ValueError("TrainingConfig: resume=True and overwrite=True contradict each other; pass one of them")
     if self.optimizer not in ("adamw", "muon"):
         raise ValueError(f"TrainingConfig.optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
-    if not self.muon_lr > 0:
-        raise ValueError(f"TrainingConfig.muon_lr must be > 0, got {self.muon_lr!r}")
+    if not (self.muon_lr > 0 and math.isfinite(self.muon_lr)):
+        raise ValueError(f"TrainingConfig.muon_lr must be a finite number > 0, got {self.muon_lr!r}")
     self.model_kw = _check_model_kw(self.model_kw)
     if self.log_dir is not None:
         self.log_dir = str(self.log_dir)
@@ -322,6 +322,7 @@ class TrainRun:
     summary: dict = field(default_factory=dict)
     t0: float = 0.0                 # when the run started (elapsed and ETA count everything)
     timed: tuple = (0, 0.0)         # tokens and seconds of the timed steps (not the first: warm-up, compilation)
+    last_batch: tuple | None = None # (x, y), the last micro-batch of the last step: to check the updated model
 
     @property
     def raw(self) -> GPT:
@@ -342,6 +343,7 @@ def optimization_step(run: TrainRun, step: int, # the step sets the learning rat
     for micro_step in range(n):
         x, y = run.train_loader.next_batch()
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        run.last_batch = (x, y)
         with gradient_sync(run.model, sync=micro_step == n - 1): # DDP: all-reduce on the last micro-step only
             with torch.autocast(run.ddp_cf.device_type, torch.bfloat16, enabled=run.use_autocast):
                 _, loss = run.train_model(x, y, return_logits=False) # loss only: chunked head on CPU fp32
@@ -444,6 +446,30 @@ def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float
         last_good = run.summary["last_checkpoint"] or run.resume_from
         raise NonFiniteLossError(nonfinite_message(step, loss, norm, cf, last_good))
 
+# %% ../nbs/02_train.ipynb #a73ec622
+def _stop_diverged(run: TrainRun, step: int, what: str):
+    last_good = run.summary["last_checkpoint"] or run.resume_from
+    raise NonFiniteLossError(nonfinite_message(step, math.nan, math.nan, run.train_cf, last_good, what=what))
+
+def check_updated_model(run: TrainRun, step: int):
+    "Stop the run (`NonFiniteLossError`, on every rank) if the updated model's loss on the step's last batch is not finite."
+    if run.last_batch is None: # no step has run in this process: nothing was updated
+        return
+    x, y = run.last_batch
+    with torch.no_grad(), torch.autocast(run.ddp_cf.device_type, torch.bfloat16, enabled=run.use_autocast):
+        _, loss = run.raw(x, y, return_logits=False)
+    if any_rank(not math.isfinite(loss.item()), run.ddp_cf):
+        _stop_diverged(run, step, f"after its update the model's loss is {loss.item()} (on the step's last batch)")
+
+def sample_step(run: TrainRun, step: int) -> list[str]:
+    "The run's samples at `step` (`generate_text`); a model whose logits are not finite stops the run cleanly."
+    cf = run.train_cf
+    try:
+        return generate_text(run.model, run.ctx.enc, run.ddp_cf, prompt=cf.sample_prompt,
+                             num_return_sequences=cf.num_return_sequences, max_length=cf.sample_max_length)
+    except NonFiniteLogitsError:
+        _stop_diverged(run, step, "the model's logits are not finite (nan or inf) before this step's update")
+
 # %% ../nbs/02_train.ipynb #3040dd6d
 def checkpoint_if_due(run: TrainRun, step: int,
                       stop: bool = False, # the run stops after this step: save it
@@ -453,6 +479,7 @@ def checkpoint_if_due(run: TrainRun, step: int,
     periodic = bool(cf.checkpoint_interval) and step > 0 and step % cf.checkpoint_interval == 0
     if run.log_dir is None or not (step == cf.max_steps - 1 or stop or periodic):
         return None
+    check_updated_model(run, step) # a checkpoint holds weights that still give a finite loss
     path = checkpoint_path(run.log_dir, step)
     save_checkpoint(path, run.model, run.optimizer, step=step, train_cf=cf, train_loader=run.train_loader,
                     ddp_cf=run.ddp_cf, val_loss=run.summary["final_val_loss"])
@@ -561,9 +588,7 @@ def train_GPT(model, train_loader, val_loader, # the model (`create_model`), two
                         log_evals(run, step, ev.fn(model, run.ctx))
                 # once in a while generate from the model (not at step 0: noise)
                 if cf.sample_interval and ((step > 0 and step % cf.sample_interval == 0) or last_step):
-                    texts = generate_text(model, run.ctx.enc, ddp_cf, prompt=cf.sample_prompt,
-                                          num_return_sequences=cf.num_return_sequences, max_length=cf.sample_max_length)
-                    run.tracker.samples(step, texts)
+                    run.tracker.samples(step, sample_step(run, step))
                 # do one step of the optimization
                 loss, norm, lr, dt = optimization_step(run, step)
                 log_train_step(run, step, loss, norm, lr, dt) # the step line; a nan loss stops the run here

@@ -151,7 +151,7 @@ def test_user_errors_are_one_line_exit_2_and_debug_shows_the_traceback(tmp_path)
     for r in (_run(TRAIN + args + ["--debug"], tmp_path), _run(TRAIN + args, tmp_path, env={**_env(), "BUILDNANOGPT_DEBUG": "1"})):
         assert r.returncode == 1 and "Traceback (most recent call last)" in r.stderr and "FileNotFoundError" in r.stderr, r.stderr
     msg = _one_line_error(_run(TRAIN + ["--max-lr", "-1", "--data-dir", str(nosuch)], tmp_path))
-    assert msg == "TrainingConfig.max_lr must be > 0, got -1.0\n", msg
+    assert msg == "TrainingConfig.max_lr must be a finite number > 0, got -1.0\n", msg
     msg = _one_line_error(_run(TRAIN + ["--device", "gpu0"], tmp_path))
     assert msg.startswith("device 'gpu0' is not a valid torch device"), msg
     r = _run(TRAIN + ["--resume", "--overwrite"], tmp_path) # argparse's own errors keep their form
@@ -298,3 +298,31 @@ def test_an_empty_hellaswag_file_is_said_not_scored(tmp_path):
     msg = f"HellaSwag: {tmp_path / 'hs' / 'hellaswag_val.jsonl'} holds no examples, skipping the HellaSwag evaluation"
     assert out.count(msg) == 1 and "HellaSwag accuracy" not in out, out
     assert " hella " not in (tmp_path / "log" / "log.txt").read_text()
+
+
+def test_an_update_that_blows_the_weights_up_is_never_checkpointed(tmp_path):
+    """The loss is measured before the update: a learning rate of 1e30 leaves finite but useless weights (~5e28) after
+    a step whose own loss is fine. The checkpoint check and the sampler see it: a clean stop (exit 1), no checkpoint."""
+    data_dir = _write_shards(tmp_path / "data")
+    for name, steps, interval, sample, what in (
+            ("last", 1, 1, "0", "step 0: after its update the model's loss is nan (on the step's last batch)"), # the last step
+            ("sample", 4, 0, "1", "step 1: the model's logits are not finite (nan or inf) before this step's update")):
+        log = tmp_path / name
+        args = _args(data_dir, log, steps, interval) + ["--max-lr", "1e30", "--sample-interval", sample]
+        msg = _one_line_error(_run(TRAIN + args, tmp_path), code=1)
+        assert msg.startswith(what + ": training diverged; stopped without writing a checkpoint of this step"), msg
+        assert not list(log.glob("model_*.pt*")), sorted(p.name for p in log.iterdir())
+    msg = _one_line_error(_run(TRAIN + _args(data_dir, tmp_path / "inf", 1) + ["--max-lr", "inf"], tmp_path))
+    assert msg == "TrainingConfig.max_lr must be a finite number > 0, got inf\n", msg
+
+
+def test_sampling_a_diverged_checkpoint_says_so(finished, tmp_path):
+    import torch
+    _, log = _copy_run(finished, tmp_path)
+    ckpt = torch.load(log / "model_00002.pt")
+    ckpt["model"] = {k: v * 1e30 if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    torch.save(ckpt, log / "model_00002.pt")
+    sample = [sys.executable, "-c", "from buildNanoGPT.cli import sample_cli; sample_cli()"]
+    msg = _one_line_error(_run(sample + [str(log / "model_00002.pt")], tmp_path), prog="buildnanogpt-sample")
+    assert msg == ("the model's logits are not finite (nan or inf): its weights have diverged; sample from an "
+                   "earlier checkpoint\n"), msg
