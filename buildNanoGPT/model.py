@@ -234,6 +234,9 @@ def _config_from_hf(hc) -> GPTConfig:
                      n_embd=hc.n_embd)
 
 # %% ../nbs/00_model.ipynb #01d2d1e3
+_HF_FILES = re.compile(r"(generation_)?config\.json|model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?"
+                       r"|pytorch_model(-\d{5}-of-\d{5})?\.bin(\.index\.json)?") # what save_pretrained writes
+
 def _check_loading_info(model_type, hf_config, info: dict):
     "Refuse weights that do not fill the model config.json describes, or that it leaves unused (n_layer wrong)."
     masks = (".attn.bias", ".attn.masked_bias") # HF's attention masks: buffers, not weights
@@ -260,6 +263,14 @@ def from_pretrained(cls: GPT,
     if master_process:
         print(f"loading weights from pretrained gpt: {model_type}")
     src = str(Path(os.fspath(model_type)).expanduser()) if is_dir else model_type
+    if is_dir: # say what is missing from a local folder, rather than transformers' hub-and-cache error
+        names = {f.name for f in Path(src).iterdir()}
+        if "config.json" not in names:
+            raise ValueError(f"{model_type!r} is not a Hugging Face model folder: it holds no config.json; save one "
+                             f"with save_pretrained or `GPT.save_hf`")
+        if not any(_HF_FILES.fullmatch(n) and n.endswith((".safetensors", ".bin")) for n in names):
+            raise ValueError(f"{model_type!r} holds a config.json but no weights (model.safetensors or "
+                             f"pytorch_model.bin); save the model again with save_pretrained or `GPT.save_hf`")
     try:
         hf, info = GPT2LMHeadModel.from_pretrained(src, output_loading_info=True, **hf_kwargs)
     except RuntimeError as e: # transformers' "size mismatch": config.json's widths are not its weights'
@@ -532,9 +543,6 @@ def hf_config(self: GPT):
                       layer_norm_epsilon=1e-5, tie_word_embeddings=True, bos_token_id=50256, eos_token_id=50256)
 
 # %% ../nbs/00_model.ipynb #e3b168bb
-_HF_FILES = re.compile(r"(generation_)?config\.json|model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?"
-                       r"|pytorch_model(-\d{5}-of-\d{5})?\.bin(\.index\.json)?") # what save_pretrained writes
-
 @patch
 def save_hf(self: GPT,
             path, # the folder to write: new, empty, or a previous export (which it replaces)

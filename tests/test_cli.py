@@ -146,3 +146,19 @@ def test_init_from_a_folder_whose_config_disagrees_with_its_weights(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
         assert last.startswith(f"buildnanogpt-train: error: {str(bad)!r}: ") and says in last, last
         assert not (tmp_path / "log" / "model_00001.pt").exists()
+
+
+def test_init_from_a_folder_that_is_not_a_model(tmp_path):
+    "A folder without config.json, or without weights, says which (not transformers' hub-and-cache error)."
+    from buildNanoGPT.model import GPT, GPTConfig
+    (tmp_path / "empty").mkdir()
+    (GPT(GPTConfig.cpu_tiny()).save_hf(tmp_path / "noweights") / "model.safetensors").unlink()
+    data_dir = _write_shards(tmp_path / "data")
+    args = [a for a in _tiny_args(data_dir, tmp_path / "log", 2) if a not in ("--model", "cpu_tiny")]
+    for name, says in (("empty", "is not a Hugging Face model folder: it holds no config.json"),
+                       ("noweights", "holds a config.json but no weights (model.safetensors or pytorch_model.bin)")):
+        r = subprocess.run(CLI + args + ["--init-from", name], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                           timeout=HANG_S)
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == 2 and last.startswith(f"buildnanogpt-train: error: {name!r} {says}; save "), r.stderr
+        assert "Traceback" not in r.stderr and "hub" not in r.stderr, r.stderr
