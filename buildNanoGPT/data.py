@@ -24,7 +24,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['GPT2_TIKTOKEN_SHA256', 'GPT2_PAT_STR', 'EOT_TOKEN', 'EOT_ID', 'SHAKESPEARE_SHARD_SIZE', 'MANIFEST', 'HELLASWAG_URLS',
            'gpt2_ranks_path', 'load_gpt2_ranks', 'make_gpt2_encoding', 'get_tokenizer', 'tokenize', 'tokenize_batch',
-           'shakespeare_docs', 'check_positive_int', 'find_shards', 'DataLoaderLite', 'atomic_write', 'read_manifest',
+           'shakespeare_docs', 'check_positive_int', 'read_manifest', 'find_shards', 'DataLoaderLite', 'atomic_write',
            'read_jsonl', 'shakespeare_prep', 'edu_fineweb10B_prep', 'hellaswag_val_prep']
 
 # %% ../nbs/01_data.ipynb #16f3a93c
@@ -142,7 +142,39 @@ def _load_shard(path) -> np.ndarray:
                          "of GPT-2 token ids; write shards with `write_shards`")
     return tokens
 
+# %% ../nbs/01_data.ipynb #3d4e5f72
+MANIFEST = "manifest.json"
+
+def read_manifest(data_dir, # a folder of shards
+                 ) -> dict | None:
+    "The shard manifest of `data_dir`, or None if there is none."
+    p = Path(data_dir) / MANIFEST
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:
+        raise ValueError(f"{p} is damaged ({e}); prepare the data again with overwrite=True (--overwrite)") from None
+
 # %% ../nbs/01_data.ipynb #c2d3e417
+def _listed_shards(root: Path, m: dict, names: list[str]) -> list[str]:
+    "The shard files a complete manifest `m` lists; refuse an unfinished preparation, or shards it does not list."
+    listed = [s["file"] for s in m.get("shards", [])]
+    if not m.get("complete"):
+        raise ValueError(f"{root} holds an unfinished preparation ({len(listed)} shard(s) written; its {MANIFEST} "
+                         "says complete: false): run the same prep command again to finish it, or redo it with "
+                         "--overwrite (overwrite=True)")
+    extra = [n for n in names if _SHARD_RE.match(n) and n not in listed]
+    if extra:
+        raise ValueError(f"{root} holds shard file(s) that its {MANIFEST} does not list ({', '.join(extra[:3])}"
+                         f"{', ...' if len(extra) > 3 else ''}): they are not part of the prepared corpus; move them "
+                         "out, or prepare the folder again with --overwrite (overwrite=True)")
+    missing = [f for f in listed if f not in names]
+    if missing:
+        raise FileNotFoundError(f"{root}: shard {missing[0]} listed in its {MANIFEST} is missing; prepare the folder "
+                                "again with --overwrite (overwrite=True)")
+    return sorted(listed)
+
 def find_shards(data_root, # folder of `{name}_{split}_{index:06d}.npy` files
                 split: str, # 'train' or 'val'
                ) -> list[Path]:
@@ -159,7 +191,9 @@ def find_shards(data_root, # folder of `{name}_{split}_{index:06d}.npy` files
     if not names:
         raise FileNotFoundError(f"data directory {str(root)!r} is empty; prepare data into it first, e.g. "
                                 "`shakespeare_prep(data_dir=...)` or `edu_fineweb10B_prep(data_dir=...)`")
-    shards = [root / n for n in names if (m := _SHARD_RE.match(n)) and m["split"] == split]
+    m = read_manifest(root)
+    found = _listed_shards(root, m, names) if m is not None else names # the manifest, when there is one
+    shards = [root / n for n in found if (r := _SHARD_RE.match(n)) and r["split"] == split]
     if not shards:
         raise FileNotFoundError(f"no shards for split {split!r} in {str(root)!r} (expected files like "
                                 f"'name_{split}_000000.npy'); prepare the data again or check data_root")
@@ -290,20 +324,6 @@ def atomic_write(path, write # called with the open temp file (binary): `write(f
         tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind, and the old file as it was
         raise
     return path
-
-# %% ../nbs/01_data.ipynb #3d4e5f72
-MANIFEST = "manifest.json"
-
-def read_manifest(data_dir, # a folder of shards
-                 ) -> dict | None:
-    "The shard manifest of `data_dir`, or None if there is none."
-    p = Path(data_dir) / MANIFEST
-    if not p.is_file():
-        return None
-    try:
-        return json.loads(p.read_text())
-    except ValueError as e:
-        raise ValueError(f"{p} is damaged ({e}); prepare the data again with overwrite=True (--overwrite)") from None
 
 # %% ../nbs/01_data.ipynb #5f6a7b94
 def _decode(raw: bytes, path: Path, offset: int, errors: str) -> str:

@@ -225,3 +225,27 @@ def test_sources_are_a_set(tmp_path):
             assert np.array_equal(_stream(out), _stream(tmp_path / "once")) # the same shards as naming the folder once
         else:
             assert np.array_equal(_stream(out), _tokens(_text(6000, 2))) # one document, tokenized once
+
+
+def test_training_reads_only_what_a_complete_manifest_lists(tmp_path):
+    "An unfinished prep, or a shard file the manifest does not list, is refused by buildnanogpt-train, in one line."
+    (tmp_path / "my.txt").write_text(_text(20000, 3))
+    assert prep("--source", "my.txt", "--data-dir", "mine", "--shard-size", "5000", cwd=tmp_path).returncode == 0
+    mine = tmp_path / "mine"
+    train = [sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()", "--data-dir", "mine",
+             "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64", "--max-steps", "1",
+             "--no-hellaswag", "--sample-interval", "0", "--device", "cpu", "--log-dir", "log"]
+    run = lambda: subprocess.run(train, cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S, env=_env())
+    np.save(mine / "other_train_000001.npy", np.zeros(5000, dtype=np.uint16)) # another corpus's shard, dropped in
+    r = run()
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert last.startswith("buildnanogpt-train: error: mine holds shard file(s) that its manifest.json does not list "
+                           "(other_train_000001.npy)"), last
+    (mine / "other_train_000001.npy").unlink()
+    m = json.loads((mine / "manifest.json").read_text())
+    (mine / "manifest.json").write_text(json.dumps({**m, "complete": False})) # as a killed or disk-full prep leaves it
+    r = run()
+    assert r.returncode == 2 and "holds an unfinished preparation" in r.stderr.strip().splitlines()[-1], r.stderr
+    (mine / "manifest.json").write_text(json.dumps(m))
+    assert run().returncode == 0
