@@ -431,6 +431,12 @@ def _count_step(run: TrainRun, step: int, loss: float, dt: float) -> int:
     return tokens
 
 # %% ../nbs/02_train.ipynb #2f0db2b1
+def _stop_diverged(run: TrainRun, step: int, loss: float = math.nan, norm: float = math.nan,
+                   what: str | None = None): # what was not finite (default: said from the loss and norm)
+    "Stop the run: `NonFiniteLossError` naming the last good checkpoint (the same on every rank)."
+    last_good = run.summary["last_checkpoint"] or run.resume_from
+    raise NonFiniteLossError(nonfinite_message(step, loss, norm, run.train_cf, last_good, what=what))
+
 def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float, dt: float):
     "Print the step line (every `log_interval` steps and the last), log the loss, keep the summary; stop on a nan loss."
     cf, world, tokens = run.train_cf, run.ddp_cf.ddp_world_size, _count_step(run, step, loss, dt)
@@ -443,14 +449,9 @@ def log_train_step(run: TrainRun, step: int, loss: float, norm: float, lr: float
     if run.live is not None and math.isfinite(loss):
         run.live.add(step, "train", loss); run.live.draw()
     if not (math.isfinite(loss) and math.isfinite(norm)): # the same on every rank: all stop here
-        last_good = run.summary["last_checkpoint"] or run.resume_from
-        raise NonFiniteLossError(nonfinite_message(step, loss, norm, cf, last_good))
+        _stop_diverged(run, step, loss, norm)
 
 # %% ../nbs/02_train.ipynb #a73ec622
-def _stop_diverged(run: TrainRun, step: int, what: str):
-    last_good = run.summary["last_checkpoint"] or run.resume_from
-    raise NonFiniteLossError(nonfinite_message(step, math.nan, math.nan, run.train_cf, last_good, what=what))
-
 def check_updated_model(run: TrainRun, step: int):
     "Stop the run (`NonFiniteLossError`, on every rank) if the updated model's loss on the step's last batch is not finite."
     if run.last_batch is None: # no step has run in this process: nothing was updated
@@ -459,7 +460,7 @@ def check_updated_model(run: TrainRun, step: int):
     with torch.no_grad(), torch.autocast(run.ddp_cf.device_type, torch.bfloat16, enabled=run.use_autocast):
         _, loss = run.raw(x, y, return_logits=False)
     if any_rank(not math.isfinite(loss.item()), run.ddp_cf):
-        _stop_diverged(run, step, f"after its update the model's loss is {loss.item()} (on the step's last batch)")
+        _stop_diverged(run, step, what=f"after its update the model's loss is {loss.item()} (on the step's last batch)")
 
 def sample_step(run: TrainRun, step: int) -> list[str]:
     "The run's samples at `step` (`generate_text`); a model whose logits are not finite stops the run cleanly."
@@ -468,7 +469,7 @@ def sample_step(run: TrainRun, step: int) -> list[str]:
         return generate_text(run.model, run.ctx.enc, run.ddp_cf, prompt=cf.sample_prompt,
                              num_return_sequences=cf.num_return_sequences, max_length=cf.sample_max_length)
     except NonFiniteLogitsError:
-        _stop_diverged(run, step, "the model's logits are not finite (nan or inf) before this step's update")
+        _stop_diverged(run, step, what="the model's logits are not finite (nan or inf) before this step's update")
 
 # %% ../nbs/02_train.ipynb #3040dd6d
 def checkpoint_if_due(run: TrainRun, step: int,
