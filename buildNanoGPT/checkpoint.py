@@ -7,13 +7,15 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/checkpoint.html.md"""
 # %% ../nbs/07_checkpoint.ipynb #a4e266cb
 from __future__ import annotations
 
+import fnmatch
+import json
 import math
 import os
 import random
+import re
 import signal
-import socket
+import sys
 import threading
-import time
 import zipfile
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -21,24 +23,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastcore.basics import patch_to
 
 from .data import DataLoaderLite, atomic_write, read_manifest
+from .files import FolderLock, about, check_free_space, data_folder_lock, reading, remove_dead_temps
 from .dist import DDPConfig, broadcast_object, gather_object, raw_model, wrap_model
 from .model import GPTConfig
 from .modern import ModernConfig, build_model, config_from_dict
 
-try:
-    import fcntl
-except ImportError:
-    fcntl = None # Windows: no flock, runs are not locked
-
 # %% auto #0
-__all__ = ['get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'data_identity', 'save_checkpoint',
-           'checkpoint_problem', 'load_checkpoint', 'model_from_checkpoint', 'latest_good_checkpoint',
-           'resume_mismatches', 'load_for_all_ranks', 'RunDirError', 'restore_run', 'GracefulStop', 'RunLock',
-           'run_files', 'remove_run_files', 'open_log', 'log_line', 'check_log_dir', 'claim_log_dir',
-           'NonFiniteLossError', 'nonfinite_message']
+__all__ = ['RECORD', 'RUN_NAMES', 'get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'data_identity',
+           'record_written', 'run_files', 'save_checkpoint', 'checkpoint_problem', 'load_checkpoint',
+           'model_from_checkpoint', 'latest_good_checkpoint', 'resume_mismatches', 'load_for_all_ranks', 'RunDirError',
+           'restore_run', 'GracefulStop', 'RunLock', 'remove_run_files', 'open_log', 'log_line', 'check_log_dir',
+           'claim_log_dir', 'NonFiniteLossError', 'nonfinite_message']
 
 # %% ../nbs/07_checkpoint.ipynb #30ce5c98
 def get_rng_state() -> dict:
@@ -89,7 +86,73 @@ def data_identity(loader) -> dict | None:
     name = m.get("name", Path(shards[0]).name.rsplit("_", 2)[0])
     return dict(dir=str(root), name=name, tokens=m.get("tokens"), shards=len(shards))
 
+# %% ../nbs/07_checkpoint.ipynb #a05fba6d
+RECORD = "run_files.json" # the files a run wrote in its log folder
+RUN_NAMES = r"model_\d{5}\.pt|log\.txt|loss\.png|run_files\.json" # the names a run writes (their temp files too)
+_OLD_RUN = [r"model_\d{5}\.pt", r"log\.txt", r"loss\.png", r"events\.out\.tfevents\..+"] # a folder with no record
+
+def _recorded(log_dir) -> list[str] | None:
+    "The file names (or globs) the log folder's record lists; None: no readable record."
+    try:
+        files = json.loads((Path(log_dir) / RECORD).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(f) for f in files] if isinstance(files, list) else None
+
+def record_written(log_dir, *names: str):
+    "Add `names` (file names in `log_dir`, or globs such as `events.out.tfevents.*`) to its run's record."
+    known = _recorded(log_dir)
+    if known is None: # a folder of an older version: its run's files so far are the record's start
+        known = [p.name for p in run_files(log_dir) if not p.name.endswith(".tmp")]
+    new = [n for n in names if n not in known]
+    if new:
+        atomic_write(Path(log_dir) / RECORD, lambda f: f.write(json.dumps({"files": known + new}, indent=1).encode()))
+
+# %% ../nbs/07_checkpoint.ipynb #e0e50aad
+def run_files(log_dir) -> list[Path]:
+    "The files the run in `log_dir` wrote (its record says which), their temp files, and the record itself."
+    d, listed = Path(log_dir), _recorded(log_dir)
+    if not d.is_dir():
+        return []
+    temp = re.compile(rf"^(?:{RUN_NAMES})\.\d+\.tmp$")
+    if listed is None:
+        ours = lambda n: any(re.fullmatch(p, n) for p in _OLD_RUN)
+    else:
+        ours = lambda n: n == RECORD or any(fnmatch.fnmatchcase(n, g) for g in listed)
+    return sorted(p for p in d.iterdir() if p.is_file() and (ours(p.name) or temp.match(p.name)))
+
 # %% ../nbs/07_checkpoint.ipynb #9c61bd19
+def _nbytes(obj) -> int:
+    "Bytes of the tensors in `obj` (nested dicts, lists and tuples): about the size of its `torch.save` file."
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+def _interned(obj):
+    "`obj` with its strings interned, so that a resumed run's checkpoint pickles to the uninterrupted run's bytes."
+    # pickle writes a string once per object: a resumed optimizer's keys, read from a file, are other objects
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return {_interned(k): _interned(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(_interned(v) for v in obj)
+    return obj
+
+def _torch_save(obj, f, path: Path):
+    "`torch.save(obj, f)`; a failed write (a full disk) is the OS's error naming `path`, not torch's `unexpected pos`."
+    with about(path):
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e: # torch's zip writer, closing, hides the OSError of the write that failed
+            if isinstance(e.__context__, OSError) and e.__context__.errno:
+                raise e.__context__ from e
+            raise
+
 def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wrappers are taken off)
                     optimizer: torch.optim.Optimizer | None = None, # the optimizer's moments
                     step: int | None = None, # the last completed step
@@ -112,7 +175,10 @@ def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wra
             "world_size": ddp_cf.ddp_world_size, "rng": get_rng_state(), "data": data_identity(train_loader)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda f: torch.save(ckpt, f))
+    need = _nbytes(ckpt)
+    check_free_space(path.parent, need + need // 10 + 2**20, f"checkpoint {path.name}") # torch's zip adds a little
+    record_written(path.parent, path.name)
+    return atomic_write(path, lambda f: _torch_save(_interned(ckpt), f, path))
 
 # %% ../nbs/07_checkpoint.ipynb #8345c671
 def _first_line(e: Exception) -> str:
@@ -251,6 +317,7 @@ def _load_loader_state(train_loader, states, path, ddp_cf):
 # %% ../nbs/07_checkpoint.ipynb #217701f6
 def restore_run(train_cf, model, optimizer, train_loader, ddp_cf, # what the checkpoint is loaded into
                 path: str | os.PathLike | None = None, # the checkpoint rank 0 checked (`claim_log_dir`); None: the newest
+                summary: dict | None = None, # the run's summary: gets the checkpoint's `final_val_loss` back
                ) -> int: # the step to start from
     "Load the checkpoint to resume from into the model, optimizer, loader and generators; return the next step."
     checked = None if path is None else Path(path)
@@ -270,6 +337,8 @@ def restore_run(train_cf, model, optimizer, train_loader, ddp_cf, # what the che
     _load_loader_state(train_loader, ckpt.get("train_loader"), path, ddp_cf)
     if ckpt.get("rng") is not None:
         set_rng_state(ckpt["rng"])
+    if summary is not None: # the next checkpoint records the last val loss, as the uninterrupted run's does
+        summary["final_val_loss"] = ckpt.get("val_loss")
     if ddp_cf.master_process:
         print(f"resuming from {path} (step {ckpt['step']})")
     return int(ckpt["step"]) + 1
@@ -304,68 +373,23 @@ class GracefulStop:
         self._old = {}
 
 # %% ../nbs/07_checkpoint.ipynb #de0ec8b0
-class RunLock:
-    "One run's exclusive lock on a log folder: `fcntl.flock` on `log_dir/.lock`, which names its holder."
+class RunLock(FolderLock):
+    "One run's exclusive lock on a log folder (a `FolderLock`); a refusal is a `RunDirError` naming the holder."
+    error = RunDirError
     def __init__(self, log_dir):
-        self.path, self._file = Path(log_dir) / ".lock", None
+        super().__init__(log_dir, what="log folder", who="another run",
+                         advice="wait for it to finish or stop it, or use another --log-dir (log_dir=)")
 
-    def __enter__(self):
-        return self.acquire()
-    def __exit__(self, *exc):
-        self.release()
-
-# %% ../nbs/07_checkpoint.ipynb #f9032761
-def _lock_or_say_who(f, path: Path):
-    "Lock the open file `f`, or raise `RunDirError` naming the run that holds it."
-    try:
-        if fcntl is not None:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip() or "a process that has not written its name yet"
-        f.close()
-        raise RunDirError(f"log folder {str(path.parent)!r} is in use by another run ({holder}); wait for it to "
-                          f"finish or stop it, or use another --log-dir (log_dir=)") from None
-    except OSError as e: # a file system without locks (some network mounts): say so, and go on
-        print(f"warning: cannot lock {path} ({e.strerror}); nothing stops a second run in this folder", flush=True)
-
-# %% ../nbs/07_checkpoint.ipynb #052653ae
-@patch_to(RunLock)
-def acquire(self) -> RunLock:
-    "Take the folder, or raise `RunDirError` naming the run that holds it."
-    self.path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(self.path, "a+") # "a+": the holder's name stays readable until we hold the lock
-    _lock_or_say_who(f, self.path)
-    f.seek(0); f.truncate()
-    f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    f.flush()
-    self._file = f
-    return self
-
-# %% ../nbs/07_checkpoint.ipynb #ae3f1195
-@patch_to(RunLock)
-def release(self):
-    "Let the folder go (closing the file releases the lock; the file stays, so no other run can lock a stale copy)."
-    if self._file is not None:
-        self._file.close(); self._file = None
-
-# %% ../nbs/07_checkpoint.ipynb #a05fba6d
-def run_files(log_dir) -> list[Path]:
-    "What a run leaves in `log_dir`: checkpoints, `log.txt`, `loss.png`, TensorBoard events, temp files (not the lock)."
-    d = Path(log_dir)
-    if not d.is_dir():
-        return []
-    ours = lambda p: (p.name.startswith("model_") and ".pt" in p.name or p.name in ("log.txt", "loss.png")
-                      or p.name.endswith(".tmp") or p.name.startswith("events.out.tfevents."))
-    return sorted(p for p in d.iterdir() if p.is_file() and ours(p))
-
+# %% ../nbs/07_checkpoint.ipynb #c76c943b
 def remove_run_files(log_dir, verbose: bool = True) -> list[Path]:
-    "Delete every file of the previous run in `log_dir` (`overwrite=True`)."
+    "Delete the files of the previous run in `log_dir` (`overwrite=True`), the record last; say what stays."
     gone = run_files(log_dir)
-    for p in gone:
-        p.unlink()
+    for p in sorted(gone, key=lambda p: p.name == RECORD): # until the end, the record still says what was ours
+        p.unlink(missing_ok=True)
+    kept = sorted(p.name for p in Path(log_dir).iterdir() if p.name != ".lock") if Path(log_dir).is_dir() else []
     if verbose and gone:
-        print(f"overwrite: removed {len(gone)} file(s) of the previous run in {str(log_dir)!r}")
+        left = f"; left {len(kept)} it did not write: {', '.join(kept[:5])}{', ...' if len(kept) > 5 else ''}" if kept else ""
+        print(f"overwrite: removed {len(gone)} file(s) of the previous run in {str(log_dir)!r}{left}")
     return gone
 
 # %% ../nbs/07_checkpoint.ipynb #4564791a
@@ -385,12 +409,14 @@ def open_log(train_cf, start_step: int, master: bool) -> Path | None:
     log_dir = Path(train_cf.log_dir)
     log_file = log_dir / "log.txt"
     log_dir.mkdir(parents=True, exist_ok=True)
+    if start_step == 0 and train_cf.overwrite:
+        remove_run_files(log_dir) # nothing the old run wrote stays behind
+    record_written(log_dir, "log.txt", *(["events.out.tfevents.*"] if getattr(train_cf, "tensorboard", False) else []))
     if start_step > 0:
         _trim_log(log_file, start_step - 1)
     else:
-        if train_cf.overwrite:
-            remove_run_files(log_dir) # nothing of the old run stays behind
-        log_file.write_text("")
+        with about(log_file):
+            log_file.write_text("")
     return log_file
 
 # %% ../nbs/07_checkpoint.ipynb #275ac1b4
@@ -398,7 +424,7 @@ def log_line(log_file, line: str):
     "Append one record (`step stream value`) to `log_file` (None: no log)."
     if log_file is None:
         return
-    with open(log_file, "a") as f:
+    with about(log_file), open(log_file, "a") as f: # a full disk names the log
         f.write(line + "\n")
 
 # %% ../nbs/07_checkpoint.ipynb #288cf4c3
@@ -452,20 +478,33 @@ def _verdict(train_cf, model_config, train_loader, ddp_cf) -> tuple:
     try:
         lock = RunLock(train_cf.log_dir).acquire()
         path = check_log_dir(train_cf, model_config, ddp_cf.ddp_world_size, data_identity(train_loader))
+        remove_dead_temps(train_cf.log_dir, RUN_NAMES) # the run goes ahead: a killed write's temp file goes
         verdict["resume_from"] = None if path is None else str(path)
     except Exception as e:
         error, verdict["error"] = e, str(e)
     return lock, error, verdict
 
 # %% ../nbs/07_checkpoint.ipynb #e30a9300
+def _data_folders(*loaders) -> list[Path]:
+    "The folders the loaders read their shards from."
+    return [Path(l.shards[0]).parent for l in loaders if getattr(l, "shards", None)]
+
 @contextmanager
 def claim_log_dir(train_cf, model_config: GPTConfig | None = None, train_loader: DataLoaderLite | None = None,
-                  ddp_cf: DDPConfig | None = None):
-    "Hold `train_cf.log_dir` for one run; every rank gets rank 0's verdict and yields the checkpoint to resume from."
-    if train_cf.log_dir is None: # no files, nothing to guard
-        yield None
-        return
-    ddp_cf = ddp_cf or DDPConfig.local()
+                  ddp_cf: DDPConfig | None = None,
+                  val_loader: DataLoaderLite | None = None, # its data folder is claimed too
+                 ):
+    "Hold `train_cf.log_dir` for one run, and the data it reads; every rank gets rank 0's verdict: the checkpoint."
+    with reading(_data_folders(train_loader, val_loader), data_folder_lock): # no prep replaces the data under us
+        if train_cf.log_dir is None: # no files, nothing more to guard
+            yield None
+        else:
+            with _held_log_dir(train_cf, model_config, train_loader, ddp_cf or DDPConfig.local()) as resume_from:
+                yield resume_from
+
+@contextmanager
+def _held_log_dir(train_cf, model_config, train_loader, ddp_cf):
+    "`claim_log_dir` for a run that writes files."
     lock, error, verdict = _verdict(train_cf, model_config, train_loader, ddp_cf)
     verdict = broadcast_object(verdict, ddp_cf) # every rank stops here, or none does
     try:

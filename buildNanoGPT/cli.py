@@ -14,6 +14,7 @@ import tiktoken
 from fastcore.docments import docments
 
 from . import data
+from .files import FolderInUseError, os_error_line
 # torch, the training code and matplotlib are imported by the commands that need them: `buildnanogpt-prep` and
 # every `--help` but the train command's start without them
 
@@ -35,7 +36,7 @@ def exit_code(e: BaseException) -> int | None:
     ckpt = sys.modules.get("buildNanoGPT.checkpoint") # loaded by every command that can raise its errors
     if ckpt is not None and isinstance(e, ckpt.NonFiniteLossError):
         return 1
-    if isinstance(e, (ValueError, OSError)):
+    if isinstance(e, (ValueError, OSError, FolderInUseError)):
         return 2
     if ckpt is not None and isinstance(e, ckpt.RunDirError):
         return 2
@@ -62,8 +63,8 @@ def run_command(prog: str, # the command's name, as the user typed it
         code = exit_code(e)
         if code is None or debug_requested("--debug" in argv):
             raise
-        if os.environ.get("RANK", "0") == "0":
-            print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
+        if os.environ.get("RANK", "0") == "0": # what the OS said comes with its path and what to do
+            print(f"{prog}: error: {os_error_line(e) if isinstance(e, OSError) else e}", file=sys.stderr, flush=True)
         _finish(code)
     _finish(0)
 
@@ -359,7 +360,9 @@ def _plot_run(train_cf, preset: str, params: int | None = None): # the model's p
     log_file = Path(train_cf.log_dir) / "log.txt"
     if not log_file.exists():
         return None
+    from buildNanoGPT.checkpoint import record_written
     from buildNanoGPT.viz import plot_log # imported here: matplotlib loads only when a run ends
+    record_written(train_cf.log_dir, "loss.png") # the run wrote it: --overwrite removes it
     name = log_file.resolve().parent.name + (f", {params / 1e6:.1f}M params" if params else "")
     png = plot_log(log_file, sz="124M" if preset == "gpt2_124m" else None, out=log_file.with_name("loss.png"),
                    show=False, name=name)
@@ -432,6 +435,8 @@ def train_main(argv: list[str] | None = None) -> dict:
             _say_summary(summary)
             summary["plot"] = _plot_run(train_cf, a.preset, summary.get("params"))
             print("\n".join(run_report(summary, train_cf, argv, ddp_cf.ddp_world_size)), flush=True)
+        elif ddp_cf.master_process and train_cf.log_dir and not (Path(train_cf.log_dir) / "loss.png").exists():
+            summary["plot"] = _plot_run(train_cf, a.preset, summary.get("params")) # stopped before its plot
         return summary
     finally:
         ddp_cf.destroy()

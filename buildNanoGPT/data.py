@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import tiktoken
 from fastcore.basics import patch
+
+from .files import about # writes that fail name their file (the engineering rooms' rules: nbs/13_files)
 # torch is imported where it is used (`next_batch`): tokenizing needs none; the shard writer (prep) is imported on call
 
 # %% auto #0
@@ -315,7 +317,7 @@ def atomic_write(path, write # called with the open temp file (binary): `write(f
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: concurrent writers never share a temp file
     try:
-        with open(tmp, "wb") as f:
+        with about(path), open(tmp, "wb") as f:  # a full disk names the file it was writing
             write(f)
             f.flush()
             os.fsync(f.fileno())  # on disk before the rename: a crash can't leave a complete name on empty data

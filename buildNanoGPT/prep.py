@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from .data import (GPT2_TIKTOKEN_SHA256, HELLASWAG_URLS, MANIFEST, SHAKESPEARE_SHARD_SIZE, _SHARD_RE,
                                _decode, _doc_text, _to_uint16, atomic_write, check_positive_int, get_tokenizer,
                                read_jsonl, read_manifest, shakespeare_docs, tokenize)
+from .files import data_folder_lock, remove_dead_temps
 # torch and requests are imported where they are used: tokenizing and `buildnanogpt-prep --help` need neither
 
 # %% auto #0
@@ -58,6 +60,8 @@ def _new_manifest(name: str, shard_size: int, enc, sha: str | None, sources, val
 def _add_shard(data_dir: Path, m: dict, tokens, docs_done: int, doc_offset: int):
     "Save the next shard, then record it in the manifest with where the document stream resumes."
     fname = shard_filename(m["name"], len(m["shards"]))
+    if not m["shards"]:
+        _write_manifest(data_dir, m)  # the folder says whose it is before its first shard: a kill there resumes
     save_shard(data_dir / fname, tokens)
     m["shards"].append(dict(file=fname, split="val" if not m["shards"] else "train", tokens=int(len(tokens))))
     m.update(docs=docs_done, doc_offset=doc_offset, tokens=m["tokens"] + int(len(tokens)))
@@ -105,7 +109,8 @@ def iter_tokens(docs, # `{'text': ...}` dicts or strs
             yield from np.split(flat, np.cumsum(lens)[:-1])  # views into the batch's array, one per doc
 
 # %% ../nbs/09_prep.ipynb #42408ff7
-_TMP_RE = re.compile(r"^(.+_(train|val)_\d{6}\.npy|manifest\.json|.+\.tokens)\.\d+\.tmp$")  # our temp files
+_PREP_NAMES = r".+_(?:train|val)_\d{6}\.npy|manifest\.json|.+\.tokens"  # what a prep writes, each via NAME.PID.tmp
+_TMP_RE = re.compile(rf"^(?:{_PREP_NAMES})\.\d+\.tmp$")  # our temp files
 _OVERWRITE_HINT = ("use overwrite=True (buildnanogpt-prep --overwrite) to remove its shards and manifest, "
                    "or another data dir")
 
@@ -205,6 +210,23 @@ def _fill_shards(token_docs, data_dir: Path, m: dict, shard_size: int, bar):
     if fill:
         _add_shard(data_dir, m, buf[:fill], i + 1, 0)  # the last, partial shard
 
+# %% ../nbs/09_prep.ipynb #87224278
+@contextmanager
+def _one_writer(data_dir: Path):
+    "Hold `data_dir` as its one writer while the block runs (a killed prep's temp files go first)."
+    created = not data_dir.exists()
+    lock = data_folder_lock(data_dir).acquire()
+    try:
+        remove_dead_temps(data_dir, _PREP_NAMES)
+        yield
+    finally:
+        empty = created and [p.name for p in data_dir.iterdir()] == [".lock"]
+        if empty:
+            lock.path.unlink()  # ours, in a folder of ours that is empty: nothing to protect any more
+        lock.release()
+        if empty:
+            data_dir.rmdir()
+
 # %% ../nbs/09_prep.ipynb #ad55034e
 def write_shards(docs, # an iterable of `{'text': ...}` dicts (or strings), read once, in order
                  data_dir, # the folder of the shards and their manifest.json
@@ -220,9 +242,15 @@ def write_shards(docs, # an iterable of `{'text': ...}` dicts (or strings), read
                 ) -> dict:
     "Tokenize `docs` into `{name}_{split}_{index:06d}.npy` shards of `shard_size` tokens in `data_dir`; resumable."
     shard_size, data_dir = check_positive_int("shard_size", shard_size), Path(data_dir)
+    with _one_writer(data_dir):
+        return _write_held(docs, data_dir, name, shard_size, enc, num_proc, chunksize, progress, total_tokens, sources,
+                           overwrite)
+
+def _write_held(docs, data_dir: Path, name: str, shard_size: int, enc, num_proc: int, chunksize: int, progress: bool,
+                total_tokens, sources, overwrite: bool) -> dict:
+    "`write_shards` in a folder this process holds."
     enc = enc or get_tokenizer()
     sha = GPT2_TIKTOKEN_SHA256 if enc is get_tokenizer() else None
-    data_dir.mkdir(parents=True, exist_ok=True)
     want = dict(name=name, shard_size=shard_size, tokenizer_sha256=sha, sources=sources, val_rule="first shard")
     m = _claim_dir(data_dir, want, overwrite) or _new_manifest(name, shard_size, enc, sha, sources)
     if m["complete"]:
@@ -454,16 +482,16 @@ def fineweb_prep(data_dir="edu_fineweb10B", # where the shards go
         docs, sources = None, {"hub": "HuggingFaceFW/fineweb-edu", "name": remote_name}
     else:
         docs, sources = _source_docs(source, errors, exclude=data_dir)  # paths are checked here, before any work
-    if data_dir.is_dir():
+    with _one_writer(data_dir):
         want = dict(name=name, shard_size=shard_size, tokenizer_sha256=GPT2_TIKTOKEN_SHA256, sources=sources,
                     val_rule="first shard")
         m = _claim_dir(data_dir, want, overwrite)
         if m and m["complete"]:
             return data_dir  # already prepared: don't even touch the Hub
-    if docs is None:
-        docs = _source_docs(_load_fineweb(remote_name, streaming))[0]
-    write_shards(docs, data_dir, name, shard_size=shard_size, num_proc=num_proc or os.cpu_count() or 1,
-                 chunksize=chunksize, progress=progress, sources=sources)
+        if docs is None:
+            docs = _source_docs(_load_fineweb(remote_name, streaming))[0]
+        _write_held(docs, data_dir, name, shard_size, None, num_proc or os.cpu_count() or 1, chunksize, progress,
+                    None, sources, False)
     return data_dir
 
 # %% ../nbs/09_prep.ipynb #9a2056a3
@@ -593,26 +621,21 @@ def corpus_prep(source, # a path, a list of paths (files or folders), a datasets
     source, name, data_dir = _corpus_names(source, data_dir, name)
     docs, sources = _source_docs(source, errors, exclude=data_dir)
     val_rule = f"val_fraction={val_fraction}, min_split_tokens={min_split_tokens}"
-    created = not data_dir.exists()  # removed again if this run fails before writing a shard
-    data_dir.mkdir(parents=True, exist_ok=True)
-    m = _claim_dir(data_dir, dict(name=name, shard_size=int(shard_size), tokenizer_sha256=GPT2_TIKTOKEN_SHA256,
-                                  sources=sources, val_rule=val_rule), overwrite)
-    if m and m["complete"]:
-        return data_dir
-    for p in data_dir.glob(f"{name}.tokens.*.tmp"):
-        p.unlink()  # left by a killed run
-    tmp = data_dir / f"{name}.tokens.{os.getpid()}.tmp"
-    try:
-        n_docs, n_tokens = _tokens_to_file(docs, tmp, num_proc, chunksize, progress, desc=f"{name} tokenize")
-        if not n_docs:
-            raise ValueError(f"no documents to write into {data_dir}: the source yielded nothing")
-        sizes = split_sizes(n_tokens, int(shard_size), val_fraction, min_split_tokens)
-        m = m or _new_manifest(name, int(shard_size), get_tokenizer(), GPT2_TIKTOKEN_SHA256, sources, val_rule)
-        _cut_stream(data_dir, m, tmp, sizes)
-        m.update(docs=n_docs, complete=True)
-        _write_manifest(data_dir, m)
-    finally:
-        tmp.unlink(missing_ok=True)
-        if created and not any(data_dir.iterdir()):
-            data_dir.rmdir()  # a run that wrote nothing leaves no folder behind
+    with _one_writer(data_dir):  # a folder it made and left empty goes again
+        m = _claim_dir(data_dir, dict(name=name, shard_size=int(shard_size), tokenizer_sha256=GPT2_TIKTOKEN_SHA256,
+                                      sources=sources, val_rule=val_rule), overwrite)
+        if m and m["complete"]:
+            return data_dir
+        tmp = data_dir / f"{name}.tokens.{os.getpid()}.tmp"
+        try:
+            n_docs, n_tokens = _tokens_to_file(docs, tmp, num_proc, chunksize, progress, desc=f"{name} tokenize")
+            if not n_docs:
+                raise ValueError(f"no documents to write into {data_dir}: the source yielded nothing")
+            sizes = split_sizes(n_tokens, int(shard_size), val_fraction, min_split_tokens)
+            m = m or _new_manifest(name, int(shard_size), get_tokenizer(), GPT2_TIKTOKEN_SHA256, sources, val_rule)
+            _cut_stream(data_dir, m, tmp, sizes)
+            m.update(docs=n_docs, complete=True)
+            _write_manifest(data_dir, m)
+        finally:
+            tmp.unlink(missing_ok=True)
     return data_dir

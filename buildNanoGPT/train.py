@@ -536,11 +536,11 @@ def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
                       show_progress(ddp_cf))
     run = TrainRun(model, train_model, optimizer, train_loader, train_cf, ddp_cf, accum, autocast, ctx,
                    default_evals(train_cf) if evals is None else list(evals), resume_from=resume_from)
+    run.summary = dict(_SUMMARY, evals={}, params=sum(p.numel() for p in model.parameters())) # tied weights once
     if train_cf.resume:
-        run.start_step = restore_run(train_cf, model, optimizer, train_loader, ddp_cf, resume_from)
+        run.start_step = restore_run(train_cf, model, optimizer, train_loader, ddp_cf, resume_from, run.summary)
+    run.summary["start_step"] = run.start_step
     run.log_file = open_log(train_cf, run.start_step, master)
-    run.summary = dict(_SUMMARY, start_step=run.start_step, evals={},
-                       params=sum(p.numel() for p in model.parameters())) # tied weights once
     sz = "124M" if train_cf.model_name == "gpt2_124m" else None # GPT-2's lines only for its size
     run.live = live_plot_for(live_plot, sz, run.log_file) if master else None
     run.tracker = open_tracker(train_cf, run.start_step, master) # last: the loop closes it
@@ -571,7 +571,8 @@ def train_GPT(model, train_loader, val_loader, # the model (`create_model`), two
              ) -> dict: # the run's summary: losses, HellaSwag, tokens/s, last checkpoint
     "Train `model` for `train_cf.max_steps` optimizer steps (evals, samples, log, checkpoints); returns a summary."
     cf, master = train_cf, ddp_cf.master_process
-    with claim_log_dir(cf, raw_model(model).config, train_loader, ddp_cf) as resume_from: # one run per folder
+    # one run per log folder, and no prep rewrites the data while the run reads it
+    with claim_log_dir(cf, raw_model(model).config, train_loader, ddp_cf, val_loader) as resume_from:
         run = setup_run(model, train_loader, cf, ddp_cf, optimizer, enc, resume_from, live_plot, val_loader, evals)
         step = run.start_step - 1
         if run.start_step >= cf.max_steps: # resumed at or past the end: said, and nothing is written

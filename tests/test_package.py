@@ -18,7 +18,8 @@ def test_version_is_after_the_original_package():
     assert importlib.metadata.version("buildNanoGPT") == buildNanoGPT.__version__
 
 
-MODULES = ["data", "model", "train", "viz", "modern", "dist", "checkpoint", "evals", "prep", "cli", "compat", "track"]
+MODULES = ["data", "model", "train", "viz", "modern", "dist", "checkpoint", "evals", "prep", "cli", "compat", "track",
+           "files"]
 
 def test_modules_import():
     for mod in MODULES:
@@ -26,13 +27,14 @@ def test_modules_import():
 
 
 def test_dependencies_point_one_way():
-    "DESIGN.md's rooms: cli -> train -> {evals, checkpoint, dist} -> model -> data; viz imports nothing of ours."
+    "DESIGN.md's rooms: cli -> train -> {evals, checkpoint, dist} -> model -> data -> files; viz imports nothing of ours."
     import pathlib
-    allowed = {"data": set(), "compat": set(), "viz": set(), "track": set(), "model": {"data", "compat"}, "modern": {"model", "data"},
-               "prep": {"data"}, "dist": {"compat"}, "evals": {"data", "dist", "model"},
-               "checkpoint": {"data", "dist", "modern", "model"},
+    allowed = {"files": set(), "data": {"files"}, "compat": set(), "viz": set(), "track": set(),
+               "model": {"data", "compat"}, "modern": {"model", "data"},
+               "prep": {"data", "files"}, "dist": {"compat"}, "evals": {"data", "dist", "model"},
+               "checkpoint": {"data", "dist", "files", "modern", "model"},
                "train": {"data", "checkpoint", "compat", "dist", "evals", "model", "modern", "track", "viz"},
-               "cli": {"data", "prep", "train", "dist", "checkpoint", "modern", "viz", "evals", "model", "track"}}
+               "cli": {"data", "files", "prep", "train", "dist", "checkpoint", "modern", "viz", "evals", "model", "track"}}
     later = {"data": {"prep"}} # call-time imports: the original entry points
     lib = pathlib.Path(buildNanoGPT.__file__).parent
     for mod in MODULES:

@@ -59,7 +59,7 @@ def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("finished")
     data_dir = _write_shards(root / "data")
     _ok(_run(TRAIN + _args(data_dir, root / "log", 3), root))
-    assert _files(root / "log") == [".lock", "log.txt", "loss.png", "model_00001.pt", "model_00002.pt"]
+    assert _files(root / "log") == [".lock", "log.txt", "loss.png", "model_00001.pt", "model_00002.pt", "run_files.json"]
     return data_dir, root / "log"
 
 
@@ -68,9 +68,9 @@ def _copy_run(finished, tmp_path):
     return data_dir, Path(shutil.copytree(log, tmp_path / "log"))
 
 
-def test_second_run_refused_then_overwrite_removes_every_old_file(finished, tmp_path):
+def test_second_run_refused_then_overwrite_removes_what_the_run_wrote(finished, tmp_path):
     data_dir, log = _copy_run(finished, tmp_path)
-    (log / "model_00007.pt.tmp").write_bytes(b"half a checkpoint") # a crashed write's leftover
+    (log / "model_00007.pt.999999.tmp").write_bytes(b"half a checkpoint") # the leftover of a killed write
     before = {n: (log / n).read_bytes() for n in _files(log) if n != ".lock"}
     # the same command again, without --resume or --overwrite: refused, the old run untouched
     msg = _one_line_error(_run(TRAIN + _args(data_dir, log, 2), tmp_path))
@@ -78,10 +78,16 @@ def test_second_run_refused_then_overwrite_removes_every_old_file(finished, tmp_
                    "records); continue it with --resume (resume=True), delete it and start over with --overwrite "
                    "(overwrite=True), or use another --log-dir (log_dir=)\n"), msg
     assert {n: (log / n).read_bytes() for n in _files(log) if n != ".lock"} == before
-    # --overwrite: every file of the old run goes, not just the ones the new run rewrites
+    # --overwrite: every file the old run wrote goes (not just the ones the new run rewrites), and nothing of yours
+    yours = {"notes.txt": b"mine", "model_best.pt": b"a copy", "model_00042.pt": b"from another run"}
+    for n, b in yours.items(): (log / n).write_bytes(b)
     out = _ok(_run(TRAIN + _args(data_dir, log, 2) + ["--overwrite"], tmp_path))
-    assert f"overwrite: removed 5 file(s) of the previous run in {str(log)!r}" in out, out
-    assert _files(log) == [".lock", "log.txt", "loss.png", "model_00001.pt"]
+    assert (f"removed 1 temp file(s) left in {str(log)!r} by a writer that was stopped: model_00007.pt.999999.tmp"
+            in out), out
+    assert (f"overwrite: removed 5 file(s) of the previous run in {str(log)!r}; left 3 it did not write: "
+            "model_00042.pt, model_best.pt, notes.txt") in out, out
+    assert _files(log) == sorted([".lock", "log.txt", "loss.png", "model_00001.pt", "run_files.json", *yours])
+    assert {n: (log / n).read_bytes() for n in yours} == yours
     assert _train_steps(log) == [0, 1]
     assert torch.load(log / "model_00001.pt")["train_config"]["max_steps"] == 2 # the new run's checkpoint
 
@@ -195,7 +201,7 @@ def test_nan_loss_stops_with_a_message_and_no_nan_checkpoint_and_the_plot_skips_
     assert m, msg
     bad_step = int(m.group(1))
     assert m.group(2) == str(log / "model_00001.pt") and bad_step >= 2
-    assert _files(log) == [".lock", "log.txt", "loss.png", "model_00001.pt"] # no checkpoint of a nan model
+    assert _files(log) == [".lock", "log.txt", "loss.png", "model_00001.pt", "run_files.json"] # no checkpoint of a nan model
     assert all(torch.isfinite(v).all() for v in torch.load(log / "model_00001.pt")["model"].values())
     assert (log / "log.txt").read_text().splitlines()[-1] == f"{bad_step} train nan"
     # the plot of that log: a warning names the nan values, the minimum is over the finite ones
@@ -221,7 +227,7 @@ def test_torchrun_every_rank_refuses_a_folder_that_holds_a_run(finished, tmp_pat
     assert out.count("buildnanogpt-train: error: log folder") == 1 and "already holds a run" in out, out
     # torchrun reports the first failed rank's exit code (2); it may stop the other rank itself, so that one's code varies
     assert "exitcode  : 2" in out and "buildNanoGPT/train.py" not in out, out # no traceback of ours
-    assert _files(log) == [".lock", "log.txt", "loss.png", "model_00001.pt", "model_00002.pt"]
+    assert _files(log) == [".lock", "log.txt", "loss.png", "model_00001.pt", "model_00002.pt", "run_files.json"]
 
 
 CLAIM = """
@@ -253,7 +259,7 @@ def test_torchrun_the_verdict_reaches_every_rank(finished, tmp_path):
     refused = f"RunDirError: {f'log folder {str(log)!r} already holds a run'[:60]}"
     for rank in (0, 1): assert (tmp_path / f"rank{rank}.txt").read_text().splitlines() == [refused, "claimed"], rank
     assert _files(tmp_path / "empty") == [".lock"] # created by rank 0 alone, released
-    assert _files(log) == [".lock", "log.txt", "loss.png", "model_00001.pt", "model_00002.pt"]
+    assert _files(log) == [".lock", "log.txt", "loss.png", "model_00001.pt", "model_00002.pt", "run_files.json"]
 
 
 def test_values_are_checked_where_they_enter(tmp_path):
