@@ -7,9 +7,14 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/dist.html.md"""
 # %% ../nbs/06_dist.ipynb #163da307
 from __future__ import annotations
 
+import datetime
+import math
+import numbers
 import os
+import socket
 import sys
-from contextlib import nullcontext
+import time
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 
 import torch
@@ -21,8 +26,8 @@ from .compat import OriginalDDPNames
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'DDPConfig', 'end_torchrun_worker', 'distributed', 'any_rank', 'every_rank', 'all_reduce_mean',
-           'all_reduce_sum', 'gather_object', 'broadcast_object', 'once_per_machine', 'wrap_model', 'raw_model',
-           'is_wrapped', 'gradient_sync']
+           'all_reduce_sum', 'gather_object', 'broadcast_object', 'once_per_machine', 'DistTimeoutError', 'late_ranks',
+           'bounded_wait', 'wrap_model', 'raw_model', 'is_wrapped', 'gradient_sync']
 
 # %% ../nbs/06_dist.ipynb #fe307e0e
 def _mps_available() -> bool:
@@ -79,12 +84,25 @@ def _ranks(env) -> tuple[bool, int, int, int]:
         raise RuntimeError(f"RANK is set but {e.args[0]} is not: launch with torchrun, which sets RANK, LOCAL_RANK "
                            f"and WORLD_SIZE, or unset RANK for a single-process run") from None
 
+# %% ../nbs/06_dist.ipynb #ae4b0c59
+def _dist_timeout(seconds) -> datetime.timedelta:
+    "`DDPConfig.timeout_s` as the process group's timeout, or a clear error for a value that is no number of seconds."
+    number = isinstance(seconds, numbers.Real) and not isinstance(seconds, bool)
+    if number and math.isfinite(seconds) and seconds >= 1e-3:
+        with suppress(OverflowError): # finite, yet more days than a timedelta holds
+            return datetime.timedelta(seconds=float(seconds))
+    raise ValueError(f"timeout_s={seconds!r}: the distributed timeout (--dist-timeout) must be a finite number of "
+                     f"seconds, at least 0.001, e.g. 600 (the default)")
+
 # %% ../nbs/06_dist.ipynb #c11fdb84
 @dataclass
 class DDPConfig(OriginalDDPNames):
     "Who this process is (torchrun's RANK/LOCAL_RANK/WORLD_SIZE) and which device and backend it uses."
     device: str | None = None   # override the automatic choice: 'cpu', 'cuda', 'cuda:1', 'mps'
     backend: str | None = None  # override the process-group backend ('nccl' for CUDA, 'gloo' otherwise)
+    # 600 s is NCCL's own default (gloo's is 30 minutes): far longer than any step, checkpoint or eval of ours, yet a
+    # hung rank is reported within minutes, not half an hour
+    timeout_s: float = field(default=600.0, kw_only=True) # seconds a collective waits for every rank (--dist-timeout)
     verbose: bool = field(default=True, repr=False) # print `using device: ...` (master process)
     env: dict | None = field(default=None, repr=False) # where to read RANK, ...; None: the process's environment
     join: bool = field(default=True, repr=False) # under torchrun, join the process group now (as the original did)
@@ -96,6 +114,7 @@ class DDPConfig(OriginalDDPNames):
     device_type: str = field(init=False)
 
     def __post_init__(self):
+        _dist_timeout(self.timeout_s) # refused before anything starts
         env = os.environ if self.env is None else self.env
         self.ddp, self.ddp_rank, self.ddp_local_rank, self.ddp_world_size = _ranks(env)
         self.device = _resolve_device(self.device, self.ddp_local_rank, self.ddp, torch.cuda.is_available(),
@@ -115,13 +134,20 @@ class DDPConfig(OriginalDDPNames):
         return cls(device=device, verbose=False, env={})
 
 # %% ../nbs/06_dist.ipynb #266acc81
+_KEYS = "buildNanoGPT" # our keys in the process group's store, beside torch's own
+
+def _store() -> tdist.Store:
+    "The process group's key-value store: under torchrun its agent holds it, so it answers while a rank is stopped."
+    return tdist.distributed_c10d._get_default_store()
+
 @patch_to(DDPConfig)
 def join_process_group(self):
-    "Set this rank's GPU and join torchrun's process group (once)."
+    "Set this rank's GPU and join torchrun's process group (once); say who this process is, should it hang."
     if self.device_type == "cuda":
         torch.cuda.set_device(self.device)
     if not tdist.is_initialized():
-        tdist.init_process_group(backend=self.backend)
+        tdist.init_process_group(backend=self.backend, timeout=_dist_timeout(self.timeout_s))
+    _store().set(f"{_KEYS}/pid/{self.ddp_rank}", f"{os.getpid()} on {socket.gethostname()}")
 
 # %% ../nbs/06_dist.ipynb #2ba3a506
 @patch_to(DDPConfig)
@@ -206,6 +232,77 @@ def once_per_machine(fn, ddp_cf):
         fn()
     if ddp_cf is not None:
         ddp_cf.barrier()
+
+# %% ../nbs/06_dist.ipynb #03ba7f0d
+class DistTimeoutError(RuntimeError):
+    "A collective waited `DDPConfig.timeout_s` for a rank that is hung, stopped or slow; the message names it."
+
+def late_ranks(ddp_cf: DDPConfig, # a rank whose collective timed out
+               wait_s: float, # how long to wait for the other ranks' answers
+              ) -> list[int]:
+    "Roll call after a timed-out collective (every rank alive calls it): the ranks that do not answer within `wait_s`."
+    if not distributed(ddp_cf):
+        return []
+    store, me = _store(), ddp_cf.ddp_rank
+    call = store.add(f"{_KEYS}/roll_calls/{me}", 1) # the n-th roll call of one rank is the n-th of every other
+    here = [f"{_KEYS}/roll_call/{call}/{r}" for r in range(ddp_cf.ddp_world_size)]
+    store.set(here[me], "here")
+    deadline = time.monotonic() + wait_s
+    while not store.check(here) and time.monotonic() < deadline:
+        time.sleep(0.05) # polled: a blocking wait on the store logs a warning when it times out
+    return [r for r, key in enumerate(here) if not store.check([key])]
+
+# %% ../nbs/06_dist.ipynb #8136276a
+def _pid_of(rank: int) -> tuple[str, str] | None:
+    "(process id, machine) that `rank` left in the store when it joined; None if it did not."
+    key = f"{_KEYS}/pid/{rank}"
+    with suppress(RuntimeError): # the store may not answer either
+        if _store().check([key]):
+            pid, _, host = _store().get(key).decode().partition(" on ")
+            return pid, host
+    return None
+
+def _late_message(ddp_cf: DDPConfig, late: list[int] | None, what: str) -> str:
+    "One line: who is late (`late` None: unknown), how long the others waited, and what to do."
+    waited = f"{ddp_cf.timeout_s:g} s (--dist-timeout)"
+    if not late:
+        why = ("and the store that would name the late rank did not answer either" if late is None else
+               "yet every rank answered afterwards: they were in different collectives, or one was only slow")
+        return (f"{what} waited {waited} on rank {ddp_cf.ddp_rank} of {ddp_cf.ddp_world_size}, {why}; "
+                "raise --dist-timeout if a step can take longer")
+    pids = {r: _pid_of(r) for r in late[:8]}
+    who = ", ".join(f"{r} (pid {p[0]} on {p[1]})" if p else str(r) for r, p in pids.items())
+    who += f" and {len(late) - 8} more" if len(late) > 8 else ""
+    one, pid = len(late) == 1, pids[late[0]]
+    look = (f"see where it is with `py-spy dump --pid {pid[0]}` on {pid[1]}" if one and pid else
+            "see where with `py-spy dump --pid PID` on its machine")
+    return (f"rank{'' if one else 's'} {who} of {ddp_cf.ddp_world_size} did not reach {what} within {waited}: "
+            f"{'it' if one else 'they'} may be hung or stopped; {look}, or raise --dist-timeout if "
+            f"{'it is' if one else 'they are'} only slow")
+
+# %% ../nbs/06_dist.ipynb #93767dbe
+def _timed_out(e: BaseException) -> bool:
+    "Whether `e` is a backend's timeout: gloo's 'Timed out waiting 600000ms for recv ...', nccl's '... timed out'."
+    return not isinstance(e, DistTimeoutError) and "timed out" in str(e).lower()
+
+@contextmanager
+def bounded_wait(ddp_cf: DDPConfig | None, # this rank; None or one process: nothing to bound
+                 what: str = "the collective", # where the ranks meet, for the message: 'step 12'
+                 wait_s: float | None = None, # the roll call's wait after a timeout; None: min(timeout_s, 60)
+                ):
+    "Run the block; a collective in it that times out becomes a `DistTimeoutError` that names the late rank(s)."
+    try:
+        yield
+    except RuntimeError as e:
+        if not (distributed(ddp_cf) and _timed_out(e)):
+            raise
+        # the ranks still alive timed out within a step of each other: a minute covers that, however long timeout_s
+        wait_s = min(ddp_cf.timeout_s, 60.0) if wait_s is None else wait_s
+        try:
+            late = late_ranks(ddp_cf, wait_s)
+        except RuntimeError: # the store is gone too (outside torchrun it lives in rank 0)
+            late = None
+        raise DistTimeoutError(_late_message(ddp_cf, late, what)) from e
 
 # %% ../nbs/06_dist.ipynb #966b0958
 STRATEGIES = ("ddp",) # how `wrap_model` spreads a model over the ranks
