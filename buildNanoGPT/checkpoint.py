@@ -29,6 +29,7 @@ from .files import FolderLock, about, check_free_space, data_folder_lock, readin
 from .dist import DDPConfig, broadcast_object, gather_object, raw_model, wrap_model
 from .model import GPTConfig
 from .modern import ModernConfig, build_model, config_from_dict
+from .tokenizer import tokenizer_record
 
 # %% auto #0
 __all__ = ['RECORD', 'RUN_NAMES', 'get_rng_state', 'set_rng_state', 'checkpoint_path', 'latest_checkpoint', 'data_identity',
@@ -84,7 +85,8 @@ def data_identity(loader) -> dict | None:
     except (OSError, ValueError):
         m = {} # an unreadable manifest must not stop a checkpoint
     name = m.get("name", Path(shards[0]).name.rsplit("_", 2)[0])
-    return dict(dir=str(root), name=name, tokens=m.get("tokens"), shards=len(shards))
+    return dict(dir=str(root), name=name, tokens=m.get("tokens"), shards=len(shards),
+                tokenizer=m.get("tokenizer_sha256")) # another tokenizer: other ids for the same text
 
 # %% ../nbs/07_checkpoint.ipynb #a05fba6d
 RECORD = "run_files.json" # the files a run wrote in its log folder
@@ -160,6 +162,7 @@ def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wra
                     train_loader: DataLoaderLite | None = None, # the loader (every rank's position)
                     ddp_cf: DDPConfig | None = None, # the process (None: one)
                     val_loss: float | None = None, # the last val loss
+                    enc: object | None = None, # the run's tokenizer (None: GPT-2's), recorded for sampling
                    ) -> Path | None: # the file written (master process), else None
     "Write a resumable checkpoint atomically (the master process writes; under DDP every rank calls it)."
     ddp_cf = ddp_cf or DDPConfig.local()
@@ -172,7 +175,8 @@ def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wra
     ckpt = {"model": m.state_dict(), "config": asdict(m.config), "step": step, "val_loss": val_loss,
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "train_config": asdict(train_cf) if train_cf is not None else None, "train_loader": states,
-            "world_size": ddp_cf.ddp_world_size, "rng": get_rng_state(), "data": data_identity(train_loader)}
+            "world_size": ddp_cf.ddp_world_size, "rng": get_rng_state(), "data": data_identity(train_loader),
+            "tokenizer": tokenizer_record(enc)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     need = _nbytes(ckpt)
@@ -255,7 +259,7 @@ def resume_mismatches(ckpt: dict, # a checkpoint (`load_checkpoint`)
         pairs += [(f"model.{k}", was[k], now[k]) for k in now]
     pairs += [(k, saved_train.get(k), getattr(train_cf, k)) for k in ("B", "T", "total_batch_size", "optimizer")]
     pairs += [("world_size", ckpt.get("world_size"), world_size)]
-    pairs += [(f"data.{k}", saved_data.get(k), (data_id or {}).get(k)) for k in ("name", "tokens", "shards")]
+    pairs += [(f"data.{k}", saved_data.get(k), (data_id or {}).get(k)) for k in ("name", "tokens", "shards", "tokenizer")]
     # a value the checkpoint does not record (an older checkpoint) cannot be checked
     return [f"{name}: checkpoint {was!r}, this run {now!r}" for name, was, now in pairs
             if was is not None and now is not None and was != now]

@@ -34,7 +34,10 @@ def debug_requested(flag: bool = False, # the command's --debug
 def exit_code(e: BaseException) -> int | None:
     "2 for an error the user can fix, 1 for a diverged run, None for a bug (it keeps its traceback)."
     ckpt = sys.modules.get("buildNanoGPT.checkpoint") # loaded by every command that can raise its errors
+    dist = sys.modules.get("buildNanoGPT.dist")
     if ckpt is not None and isinstance(e, ckpt.NonFiniteLossError):
+        return 1
+    if dist is not None and isinstance(e, dist.DistTimeoutError):
         return 1
     if isinstance(e, (ValueError, OSError, FolderInUseError)):
         return 2
@@ -63,7 +66,9 @@ def run_command(prog: str, # the command's name, as the user typed it
         code = exit_code(e)
         if code is None or debug_requested("--debug" in argv):
             raise
-        if os.environ.get("RANK", "0") == "0": # what the OS said comes with its path and what to do
+        dist = sys.modules.get("buildNanoGPT.dist") # a late rank is named by every rank still alive (rank 0 may be it)
+        late = dist is not None and isinstance(e, dist.DistTimeoutError)
+        if os.environ.get("RANK", "0") == "0" or late: # what the OS said comes with its path and what to do
             print(f"{prog}: error: {os_error_line(e) if isinstance(e, OSError) else e}", file=sys.stderr, flush=True)
         _finish(code)
     _finish(0)
@@ -148,6 +153,9 @@ class PrepOptions:
     val_fraction: float = 0.05
     # with --source: least tokens of the val shard and of each train shard (one batch of B=16, T=128)
     min_split_tokens: int = 2049
+    # learn your own byte-pair tokenizer of this many tokens from the train text (nbs/14_tokenizer), saved beside
+    # the shards (none: GPT-2's 50,257; the bundled plays then go to data/shakespeare_bpeN)
+    vocab_size: int | None = None
     # tokens per shard (none: 100000000 with --source or --fineweb, 50000 for the bundled plays)
     shard_size: int | None = None
     # FineWeb-Edu's layout: download the --remote-name subset from the Hub (or read --source) into 1e8-token
@@ -187,6 +195,8 @@ def _check_prep_flags(p, a):
         for flag, v in (("--val-fraction", a.val_fraction), ("--min-split-tokens", a.min_split_tokens)):
             if v is not None:
                 p.error(f"{flag} needs --source without --fineweb (FineWeb's shard 0 is its val split)")
+    if a.fineweb and a.vocab_size is not None:
+        p.error("--vocab-size needs --source or the bundled plays (FineWeb-Edu is prepared with GPT-2's tokenizer)")
     if not a.source and not a.fineweb:
         for flag, v in (("--name", a.name), ("--replace-bad-bytes", a.replace_bad_bytes)):
             if v:
@@ -206,8 +216,10 @@ def _prep(a) -> Path:
         return prep.corpus_prep(a.source, data_dir=a.data_dir, name=a.name, shard_size=a.shard_size or int(1e8),
                                 val_fraction=0.05 if a.val_fraction is None else a.val_fraction,
                                 min_split_tokens=a.min_split_tokens or prep.MIN_SPLIT_TOKENS,
-                                num_proc=a.num_proc or 1, errors=errors, overwrite=bool(a.overwrite))
-    return data.shakespeare_prep(data_dir=a.data_dir or "data/shakespeare", num_proc=a.num_proc or 1,
+                                num_proc=a.num_proc or 1, errors=errors, overwrite=bool(a.overwrite),
+                                vocab_size=a.vocab_size)
+    plays = "data/shakespeare" + (f"_bpe{a.vocab_size}" if a.vocab_size else "")
+    return data.shakespeare_prep(data_dir=a.data_dir or plays, num_proc=a.num_proc or 1, vocab_size=a.vocab_size,
                                  shard_size=a.shard_size or data.SHAKESPEARE_SHARD_SIZE, overwrite=bool(a.overwrite))
 
 # %% ../nbs/10_cli.ipynb #c0c142d4
@@ -216,9 +228,11 @@ def _prep_summary(m: dict, out) -> str:
     n, val = len(m["shards"]), m["shards"][0]["tokens"]
     line = (f"{m['name']}: {m['docs']:,} docs, {m['tokens']:,} tokens, {n} shards "
             f"(1 val of {val:,} tokens, {n - 1} train of {m['tokens'] - val:,} tokens) in {out}")
+    if m.get("tokenizer_file"):
+        line += f"\ntokenizer: {m['tokenizer']} ({m['vocab_size']:,} tokens, learnt from the train text), {m['tokenizer_file']}"
     if m.get("val_rule", "first shard") != "first shard":
-        line += (f"\nsplit: val = {val / m['tokens']:.1%} of the tokens ({m['val_rule']}; "
-                 f"at most shard_size={m['shard_size']:,})")
+        most = "" if m.get("tokenizer_file") else f"; at most shard_size={m['shard_size']:,}" # own: split in the text
+        line += f"\nsplit: val = {val / m['tokens']:.1%} of the tokens ({m['val_rule']}{most})"
     return line
 
 # %% ../nbs/10_cli.ipynb #554df814
@@ -253,6 +267,8 @@ class TrainOptions:
     device: str | None = None   # cpu, cuda, cuda:1, mps (none: automatic: cuda, then mps, then cpu)
     threads: int | None = None  # CPU threads for PyTorch (none: PyTorch's choice; 1 is faster on a busy machine)
     debug: bool = False         # show the Python traceback of an error (or set BUILDNANOGPT_DEBUG=1)
+    # under torchrun: seconds a collective waits for every rank; then the run stops and names the late rank
+    dist_timeout: float = 600.0
     stop_at_step: int | None = None # stop (checkpoint, exit) after this step, as Ctrl-C would: for tests
 
 _TRAIN_FLAGS = {"B": ["--batch-size", "-B"], "T": ["--seq-len", "-T"], "model_name": ["--model"]} # the short spellings
@@ -391,6 +407,23 @@ def _train_data(train_cf, preset: str, data_dir_given: bool, ddp_cf) -> tuple:
     return tuple(data.DataLoaderLite(B=train_cf.B, T=train_cf.T, ddp_cf=ddp_cf, split=s, data_root=train_cf.data_dir)
                  for s in ("train", "val"))
 
+# %% ../nbs/10_cli.ipynb #630132e8
+def _fit_vocab(train_cf, enc, a):
+    "`train_cf` with the model's vocabulary fitted to the data folder's tokenizer `enc`."
+    if enc.name == "gpt2": # the preset's vocabulary is GPT-2's
+        return train_cf
+    if a.init_from:
+        raise ValueError(f"--init-from {a.init_from} has GPT-2's vocabulary, but {train_cf.data_dir} was tokenized "
+                         f"with its own {enc.name}; fine-tune on data prepared with GPT-2's tokenizer")
+    if a.vocab_size is not None and a.vocab_size < enc.n_vocab:
+        raise ValueError(f"--vocab-size {a.vocab_size} is smaller than the {enc.n_vocab:,} tokens of {enc.name}, the "
+                         f"tokenizer of {train_cf.data_dir}; give at least {enc.n_vocab}, or leave it out")
+    if a.vocab_size is not None:
+        return train_cf
+    with warnings.catch_warnings(): # its odd settings were said when it was first made
+        warnings.simplefilter("ignore")
+        return dataclasses.replace(train_cf, vocab_size=-(-enc.n_vocab // 64) * 64)
+
 # %% ../nbs/10_cli.ipynb #e4239721
 def _set_threads(threads: int | None):
     "Apply `--threads` (None: PyTorch's choice)."
@@ -413,11 +446,12 @@ def _initial_model(a, train_cf, ddp_cf):
 def train_main(argv: list[str] | None = None) -> dict:
     "The work of `buildnanogpt-train`: parse `argv`, build configs, data, model, train; `train_GPT`'s summary."
     from buildNanoGPT.track import check_trackers
+    from buildNanoGPT.tokenizer import tokenizer_of
     from buildNanoGPT.train import DDPConfig, set_random_seed, train_GPT
     argv = sys.argv[1:] if argv is None else list(argv)
     a = train_parser().parse_args(argv)
     _set_threads(a.threads)
-    ddp_cf = DDPConfig(device=a.device)
+    ddp_cf = DDPConfig(device=a.device, timeout_s=a.dist_timeout)
     try:
         with warnings.catch_warnings(record=True) as odd: # legal but odd settings: said as the command's own
             warnings.simplefilter("always")
@@ -427,9 +461,11 @@ def train_main(argv: list[str] | None = None) -> dict:
         check_trackers(train_cf) # --tensorboard / --wandb without the [track] extra: one line, before any work
         set_random_seed(train_cf.seed)
         train_loader, val_loader = _train_data(train_cf, a.preset, a.data_dir is not None, ddp_cf)
+        enc = tokenizer_of(train_cf.data_dir) # the data folder's: GPT-2's or its own
+        train_cf = _fit_vocab(train_cf, enc, a)
         model = _initial_model(a, train_cf, ddp_cf)
         t0 = time.perf_counter()
-        summary = train_GPT(model, train_loader, val_loader, train_cf, ddp_cf, stop_at_step=a.stop_at_step)
+        summary = train_GPT(model, train_loader, val_loader, train_cf, ddp_cf, enc=enc, stop_at_step=a.stop_at_step)
         summary["wall_time_s"] = time.perf_counter() - t0
         if ddp_cf.master_process and not summary.get("nothing_to_do"):
             _say_summary(summary)
@@ -495,12 +531,13 @@ def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is 
                            seed: int = 42, # random seed: the same seed gives the same samples
                            num_samples: int = 3, # samples, generated together as one batch
                            device: str | None = None, # cpu, cuda, cuda:1, mps (none: automatic)
-                           enc: tiktoken.Encoding | None = None, # the tokenizer (None: GPT-2's)
+                           enc: tiktoken.Encoding | None = None, # the tokenizer (None: the checkpoint's, else GPT-2's)
                            verbose: bool = True, # print each sample
                           ) -> list[str]: # the samples, each starting with the prompt
     "Load a run's checkpoint with the safe loader and print `num_samples` continuations of `prompt` (KV cache)."
     import torch
     from buildNanoGPT.dist import DDPConfig
+    from buildNanoGPT.tokenizer import tokenizer_from_record
     for k, v in (("max_new_tokens", max_new_tokens), ("num_samples", num_samples)):
         data.check_positive_int(k, v)
     device = DDPConfig(device=device, verbose=False, env={}).device
@@ -508,7 +545,7 @@ def sample_from_checkpoint(path, # a log folder (its newest whole checkpoint is 
     model, ckpt = _load_for_sampling(ckpt_file, device)
     if prompt is None:
         prompt = (ckpt.get("train_config") or {}).get("sample_prompt") or LECTURE_PROMPT
-    enc = enc if enc is not None else data.get_tokenizer()
+    enc = enc if enc is not None else tokenizer_from_record(ckpt.get("tokenizer")) # the run's own, or GPT-2's
     x = _prompt_batch(enc, prompt, num_samples, device)
     gen = torch.Generator(device=device).manual_seed(seed)
     out = model.generate(x, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k or None,

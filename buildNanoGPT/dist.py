@@ -11,6 +11,7 @@ import datetime
 import math
 import numbers
 import os
+import re
 import socket
 import sys
 import time
@@ -275,15 +276,19 @@ def _late_message(ddp_cf: DDPConfig, late: list[int] | None, what: str) -> str:
     who += f" and {len(late) - 8} more" if len(late) > 8 else ""
     one, pid = len(late) == 1, pids[late[0]]
     look = (f"see where it is with `py-spy dump --pid {pid[0]}` on {pid[1]}" if one and pid else
-            "see where with `py-spy dump --pid PID` on its machine")
+            f"see where with `py-spy dump --pid PID` on {'its machine' if one else 'their machines'}")
     return (f"rank{'' if one else 's'} {who} of {ddp_cf.ddp_world_size} did not reach {what} within {waited}: "
             f"{'it' if one else 'they'} may be hung or stopped; {look}, or raise --dist-timeout if "
             f"{'it is' if one else 'they are'} only slow")
 
 # %% ../nbs/06_dist.ipynb #93767dbe
+# gloo: 'Timed out waiting 600000ms for recv operation to complete'; nccl: '... timed out in blocking wait'
+_BACKEND_TIMEOUT = re.compile(r"timed out waiting \d+ ?ms|timed out in blocking wait|collective operation timeout",
+                              re.IGNORECASE)
+
 def _timed_out(e: BaseException) -> bool:
-    "Whether `e` is a backend's timeout: gloo's 'Timed out waiting 600000ms for recv ...', nccl's '... timed out'."
-    return not isinstance(e, DistTimeoutError) and "timed out" in str(e).lower()
+    "Whether `e` is a backend's timeout of a collective (not another error that happens to say 'timed out')."
+    return not isinstance(e, DistTimeoutError) and _BACKEND_TIMEOUT.search(str(e)) is not None
 
 @contextmanager
 def bounded_wait(ddp_cf: DDPConfig | None, # this rank; None or one process: nothing to bound

@@ -1,4 +1,4 @@
-"""How a run is measured while it trains: validation loss and HellaSwag, behind one small protocol for every eval
+"""How a run is measured while it trains: validation loss (nats and bits per byte) and HellaSwag, behind one small protocol for every eval
 
 Docs: https://buildnanogpt.github.io/buildNanoGPT/evals.html.md"""
 
@@ -7,7 +7,8 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/evals.html.md"""
 # %% ../nbs/08_evals.ipynb #12e8f635
 from __future__ import annotations
 
-import sys
+import functools, math, sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,9 +23,10 @@ from .dist import DDPConfig, all_reduce_mean, all_reduce_sum, every_rank, raw_mo
 from .model import eval_mode
 
 # %% auto #0
-__all__ = ['evaluate_loss', 'hellaswag_file', 'iterate_examples', 'render_example', 'predict_endings', 'get_most_likely_row',
-           'hellaswag_batch_predictions', 'evaluate_hellaswag', 'generate_text', 'EvalContext', 'Eval', 'val_loss_eval',
-           'hellaswag_eval', 'default_evals']
+__all__ = ['evaluate_loss', 'token_bytes', 'bits_per_byte', 'evaluate_loss_bpb', 'hellaswag_file', 'iterate_examples',
+           'render_example', 'predict_endings', 'get_most_likely_row', 'hellaswag_batch_predictions',
+           'evaluate_hellaswag', 'generate_text', 'EvalContext', 'Eval', 'val_loss_eval', 'hellaswag_eval',
+           'default_evals']
 
 # %% ../nbs/08_evals.ipynb #1775ae6e
 def _bar(iterable=None, total=None, desc=None, progress: bool = False, **kw):
@@ -51,6 +53,80 @@ def evaluate_loss(model, val_loader, ddp_cf,
             total += loss.float() / steps
     all_reduce_mean(total, ddp_cf)
     return total.item()
+
+# %% ../nbs/08_evals.ipynb #eb44e5bc
+@functools.lru_cache(maxsize=8) # one table per (encoding, device)
+def _byte_table(enc: tiktoken.Encoding, device: str) -> torch.Tensor:
+    special = {enc.encode_single_token(s) for s in enc.special_tokens_set}
+    def n_bytes(i: int) -> int:
+        if i in special:
+            return 0
+        try:
+            return len(enc.decode_single_token_bytes(i))
+        except KeyError: # an id that no token has
+            return 0
+    return torch.tensor([n_bytes(i) for i in range(enc.n_vocab)], dtype=torch.long, device=device)
+
+def token_bytes(enc: tiktoken.Encoding | None = None, # the tokenizer (None: GPT-2's)
+                device: str = "cpu", # where the table lives: the device of the targets it is gathered at
+               ) -> torch.Tensor: # (enc.n_vocab,) int64, built once per encoding and device
+    "UTF-8 bytes of the text each token id decodes to; 0 for special tokens (`<|endoftext|>`) and unused ids."
+    return _byte_table(enc if enc is not None else get_tokenizer(), str(device))
+
+# %% ../nbs/08_evals.ipynb #6842926e
+def bits_per_byte(nats: float, # the summed loss over the counted tokens, in nats
+                  n_bytes: int, # the UTF-8 bytes those tokens decode to
+                 ) -> float: # nan when there are no bytes
+    "Summed loss in nats -> bits per byte of text: `nats / ln 2 / n_bytes`."
+    return nats / math.log(2) / n_bytes if n_bytes else float("nan")
+
+# %% ../nbs/08_evals.ipynb #139485fc
+@contextmanager
+def _final_hidden(m):
+    "A list that receives the final hidden states (B, T, C) of `m`'s forward passes: what its `ln_f` returns."
+    caught = []
+    handle = m.transformer.ln_f.register_forward_hook(lambda module, args, out: caught.append(out))
+    try:
+        yield caught
+    finally:
+        handle.remove()
+
+def _special_nats(m, h, y, special): # h (B, T, C) hidden states, y (B, T) targets, special (B, T) bool
+    "Summed loss at the targets `special` marks, through the head at those positions only."
+    return F.cross_entropy(m.lm_head(h[special]).float(), y[special], reduction="sum")
+
+def _check_targets(y, n_ids: int):
+    if y.numel() and int(y.max()) >= n_ids:
+        raise ValueError(f"validation target id {int(y.max())} is not a token of the tokenizer ({n_ids} ids): "
+                         "pass the tokenizer the validation shards were made with (enc=, EvalContext.enc)")
+
+# %% ../nbs/08_evals.ipynb #fa2b6f23
+@torch.no_grad()
+def evaluate_loss_bpb(model, val_loader, ddp_cf,
+                      steps: int = 20, # batches (`val_loss_steps`)
+                      autocast: bool = False, # bf16 autocast
+                      progress: bool = False, # a tqdm bar on stderr
+                      enc: tiktoken.Encoding | None = None, # the tokenizer of the val tokens (None: GPT-2's)
+                     ) -> tuple[float, float]: # (mean loss in nats per token, bits per byte), the same on every rank
+    "`evaluate_loss` and the bits per byte of the same batches, in one pass; special tokens count no nats, no bytes."
+    table = token_bytes(enc, ddp_cf.device)
+    val_loader.reset()
+    total, nats = torch.zeros((), device=ddp_cf.device), torch.zeros((), device=ddp_cf.device)
+    n_bytes = torch.zeros((), dtype=torch.long, device=ddp_cf.device)
+    with eval_mode(raw_model(model)) as m:
+        for _ in _bar(range(steps), desc="validation", progress=progress):
+            x, y = val_loader.next_batch()
+            _check_targets(y, len(table))
+            x, y = x.to(ddp_cf.device), y.to(ddp_cf.device)
+            b = table[y] # (B, T) bytes of each target
+            with torch.autocast(ddp_cf.device_type, torch.bfloat16, enabled=autocast), _final_hidden(m) as h:
+                _, loss = m(x, y, return_logits=False)
+                nats += loss.float() * y.numel() - _special_nats(m, h[0], y, b == 0)
+            total += loss.float() / steps
+            n_bytes += b.sum()
+    all_reduce_mean(total, ddp_cf)
+    all_reduce_sum(nats, ddp_cf); all_reduce_sum(n_bytes, ddp_cf)
+    return total.item(), bits_per_byte(nats.item(), n_bytes.item())
 
 # %% ../nbs/08_evals.ipynb #2ca9e270
 def hellaswag_file(data_dir, split: str = "val") -> Path:
@@ -247,13 +323,14 @@ class Eval:
 
 # %% ../nbs/08_evals.ipynb #dee657f3
 def val_loss_eval(model, ctx: EvalContext) -> dict | None:
-    "The validation loss (stream `val`), printed as the lecture prints it."
+    "The validation loss (stream `val`) and its bits per byte (stream `val_bpb`), on the lecture's line."
     if ctx.val_loader is None:
         return None
-    loss = evaluate_loss(model, ctx.val_loader, ctx.ddp_cf, ctx.train_cf.val_loss_steps, ctx.autocast, ctx.progress)
+    loss, bpb = evaluate_loss_bpb(model, ctx.val_loader, ctx.ddp_cf, ctx.train_cf.val_loss_steps, ctx.autocast,
+                                  ctx.progress, enc=ctx.enc)
     if ctx.ddp_cf.master_process:
-        print(f"validation loss: {loss:.4f}")
-    return {"val": loss}
+        print(f"validation loss: {loss:.4f} | val_bpb: {bpb:.4f}")
+    return {"val": loss, "val_bpb": bpb}
 
 # %% ../nbs/08_evals.ipynb #0f4b9e0c
 def hellaswag_eval(model, ctx: EvalContext) -> dict | None:

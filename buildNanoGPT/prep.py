@@ -26,12 +26,13 @@ from .data import (GPT2_TIKTOKEN_SHA256, HELLASWAG_URLS, MANIFEST, SHAKESPEARE_S
                                _decode, _doc_text, _to_uint16, atomic_write, check_positive_int, get_tokenizer,
                                read_jsonl, read_manifest, shakespeare_docs, tokenize)
 from .files import data_folder_lock, remove_dead_temps
+from .tokenizer import load_tokenizer, save_tokenizer, tokenizer_sha256, train_tokenizer
 # torch and requests are imported where they are used: tokenizing and `buildnanogpt-prep --help` need neither
 
 # %% auto #0
-__all__ = ['DOC_EXTENSIONS', 'MIN_SPLIT_TOKENS', 'shard_filename', 'save_shard', 'iter_tokens', 'write_shards',
+__all__ = ['DOC_EXTENSIONS', 'MIN_SPLIT_TOKENS', 'TOKENIZER_FILE', 'shard_filename', 'save_shard', 'iter_tokens', 'write_shards',
            'shakespeare_shards', 'resolve_sources', 'iter_source_docs', 'fineweb_prep', 'download_file',
-           'hellaswag_download', 'split_sizes', 'corpus_prep']
+           'hellaswag_download', 'split_sizes', 'corpus_prep', 'own_tokenizer_prep']
 
 # %% ../nbs/09_prep.ipynb #a0000008
 def shard_filename(name: str, # the corpus's file prefix
@@ -274,11 +275,28 @@ def shakespeare_shards(data_dir="data/shakespeare", # where the shards go
                        num_proc: int = 1, # tokenizer processes
                        progress: bool = False, # show a progress bar
                        overwrite: bool = False, # replace the shards of another corpus in `data_dir`
+                       vocab_size: int | None = None, # learn a BPE of this size from the train plays (None: GPT-2's)
                       ) -> Path:
     "Tokenize the bundled plays into `shakespeare_{split}_{index:06d}.npy` shards in `data_dir` (idempotent)."
+    if vocab_size is not None: # val: the very text of GPT-2's val shard, so that bits per byte compare
+        docs = shakespeare_docs()
+        return own_tokenizer_prep(docs, data_dir, "shakespeare", vocab_size, {"bundled": "shakespeare"},
+                                  val_bytes=_gpt2_val_bytes(docs, shard_size), shard_size=shard_size,
+                                  overwrite=overwrite, progress=progress)
     write_shards(shakespeare_docs(), data_dir, "shakespeare", shard_size=shard_size, num_proc=num_proc,
                  progress=progress, sources={"bundled": "shakespeare"}, overwrite=overwrite)
     return Path(data_dir)
+
+def _gpt2_val_bytes(docs, shard_size: int) -> int:
+    "UTF-8 bytes of the text in GPT-2's val shard of `docs` (its first `shard_size` tokens, end-of-text not counted)."
+    enc, left, n = get_tokenizer(), shard_size, 0
+    for d in docs:
+        ids = tokenize(d)[:left]
+        n += len(enc.decode_bytes([int(t) for t in ids if t != enc.eot_token]))
+        left -= len(ids)
+        if not left:
+            return n
+    return n
 
 # %% ../nbs/09_prep.ipynb #b6ae4863
 DOC_EXTENSIONS = (".txt", ".jsonl", ".json", ".parquet")  # each also gzipped: .txt.gz, .jsonl.gz, ...
@@ -545,10 +563,14 @@ def split_sizes(n_tokens: int, # the corpus's length in tokens
                 shard_size: int = int(1e8), # tokens per train shard (and the most for val)
                 val_fraction: float = 0.05, # share of the tokens in the val shard
                 min_split_tokens: int = MIN_SPLIT_TOKENS, # least tokens of val and of each train shard
+                val_tokens: int | None = None, # the val shard's length, when the split was made in the text
                ) -> list[int]:
     "Shard sizes [val, train, ...] of `n_tokens`: val is `val_fraction` of them, the rest cut every `shard_size`."
     _check_split(shard_size, val_fraction, min_split_tokens)
-    val = min(max(math.ceil(val_fraction * n_tokens), min_split_tokens), shard_size)
+    val = min(max(math.ceil(val_fraction * n_tokens), min_split_tokens), shard_size) if val_tokens is None else val_tokens
+    if val < min_split_tokens:
+        raise ValueError(f"the val text has {val:,} tokens, fewer than min_split_tokens {min_split_tokens:,} (one "
+                         "batch of B=16, T=128); raise val_fraction (--val-fraction), or lower --min-split-tokens")
     train = n_tokens - val
     if train < min_split_tokens:
         raise ValueError(f"the corpus has {n_tokens:,} tokens, too few for a val split and a train split of at least "
@@ -615,11 +637,16 @@ def corpus_prep(source, # a path, a list of paths (files or folders), a datasets
                 overwrite: bool = False, # replace the shards of another corpus in `data_dir`
                 progress: bool = True, # show progress bars
                 chunksize: int = 256, # documents per message to a tokenizer process
+                vocab_size: int | None = None, # learn a BPE of this size from the train text (None: GPT-2's)
                ) -> Path:
     "Tokenize your own corpus into a val shard and train shards named after it in `data_dir`; returns the data dir."
     _check_split(shard_size, val_fraction, min_split_tokens)  # bad arguments fail before any work
     source, name, data_dir = _corpus_names(source, data_dir, name)
     docs, sources = _source_docs(source, errors, exclude=data_dir)
+    if vocab_size is not None:
+        return own_tokenizer_prep(docs, data_dir, name, vocab_size, sources, val_fraction,
+                                  min_split_tokens=min_split_tokens, shard_size=shard_size, overwrite=overwrite,
+                                  progress=progress)
     val_rule = f"val_fraction={val_fraction}, min_split_tokens={min_split_tokens}"
     with _one_writer(data_dir):  # a folder it made and left empty goes again
         m = _claim_dir(data_dir, dict(name=name, shard_size=int(shard_size), tokenizer_sha256=GPT2_TIKTOKEN_SHA256,
@@ -638,4 +665,82 @@ def corpus_prep(source, # a path, a list of paths (files or folders), a datasets
             _write_manifest(data_dir, m)
         finally:
             tmp.unlink(missing_ok=True)
+    return data_dir
+
+# %% ../nbs/09_prep.ipynb #e96febd5
+def _cut_text(texts: list[str], # the documents' texts, in order
+              val_bytes: int, # how many UTF-8 bytes of them are val
+             ) -> tuple[list[str], list[str], bool]:
+    "(val texts, train texts, whether the first train text continues the last val one)."
+    val, done = [], 0
+    for i, t in enumerate(texts):
+        b = t.encode()
+        if done + len(b) <= val_bytes:
+            val.append(t)
+            done += len(b)
+            continue
+        head = b[:val_bytes - done].decode("utf-8", errors="ignore")  # back to a whole character
+        return val + [head] * bool(head), [t[len(head):]] + texts[i + 1:], bool(head)
+    return val, [], False
+
+# %% ../nbs/09_prep.ipynb #045680ee
+def _own_tokens(val: list[str], train: list[str], continued: bool, enc) -> list[np.ndarray]:
+    "The token stream of `val` then `train` (`_cut_text`'s parts) with the tokenizer `enc`, one array per text."
+    out = [tokenize(t, enc) for t in val]
+    for i, t in enumerate(train):
+        out.append(_to_uint16(enc.encode_ordinary(t)) if i == 0 and continued else tokenize(t, enc))
+    return out
+
+# %% ../nbs/09_prep.ipynb #1ab670e6
+TOKENIZER_FILE = "tokenizer.tiktoken"  # a data folder's own tokenizer, beside its shards
+
+def _own_manifest(data_dir: Path, m: dict | None, enc, name: str, shard_size: int, sources, val_rule: str) -> dict:
+    "Save the tokenizer `enc` in `data_dir` and return the manifest that names it (`m`: the one to resume)."
+    sha = tokenizer_sha256(enc)
+    if m is not None and m.get("tokenizer_sha256") != sha:
+        raise ValueError(f"{data_dir} was started with another tokenizer than this corpus gives now; "
+                         f"prepare again with overwrite=True (--overwrite)")
+    save_tokenizer(enc, data_dir / TOKENIZER_FILE)
+    if m is None:
+        m = _new_manifest(name, shard_size, enc, sha, sources, val_rule)
+        m.update(tokenizer=f"bpe{enc.n_vocab}", tokenizer_file=TOKENIZER_FILE, vocab_size=enc.n_vocab)
+        _write_manifest(data_dir, m)
+    return m
+
+# %% ../nbs/09_prep.ipynb #f42ee1bc
+def own_tokenizer_prep(docs, # `{'text': ...}` dicts or strings (read once, kept in memory)
+                       data_dir, # where the shards and the tokenizer go
+                       name: str, # the shard prefix
+                       vocab_size: int, # the tokenizer's size, `<|endoftext|>` included
+                       sources: dict | None = None, # what `docs` were read from (recorded and compared)
+                       val_fraction: float = 0.05, # share of the text's bytes in the val shard
+                       val_bytes: int | None = None, # or exactly this many bytes of text
+                       min_split_tokens: int = MIN_SPLIT_TOKENS, # least tokens of val and of every train shard
+                       shard_size: int = int(1e8), # tokens per train shard
+                       overwrite: bool = False, # replace another corpus in `data_dir`
+                       progress: bool = True, # show a progress bar
+                      ) -> Path:
+    "Learn a `vocab_size` BPE from the train text of `docs` and tokenize them with it into shards in `data_dir`."
+    _check_split(shard_size, val_fraction, min_split_tokens)
+    data_dir, texts = Path(data_dir), [_doc_text(d) for d in docs]
+    val_bytes = val_bytes if val_bytes is not None else math.ceil(val_fraction * sum(len(t.encode()) for t in texts))
+    val_rule = f"the first {val_bytes:,} bytes of text, the tokenizer learnt from the rest; min_split_tokens={min_split_tokens}"
+    want = dict(name=name, shard_size=int(shard_size), tokenizer=f"bpe{vocab_size}", sources=sources, val_rule=val_rule)
+    with _one_writer(data_dir):
+        m = _claim_dir(data_dir, want, overwrite)
+        if m and m["complete"]:
+            return data_dir
+        val, train, continued = _cut_text(texts, val_bytes)
+        enc = train_tokenizer(train, vocab_size)  # the train text only
+        m = _own_manifest(data_dir, m, enc, name, int(shard_size), sources, val_rule)
+        tokens = _own_tokens(val, train, continued, enc)
+        n_val = sum(len(t) for t in tokens[:len(val)])
+        stream = np.concatenate(tokens)
+        sizes = split_sizes(len(stream), int(shard_size), val_fraction, min_split_tokens, val_tokens=n_val)
+        start = sum(s["tokens"] for s in m["shards"])
+        for size in tqdm(sizes[len(m["shards"]):], desc=f"{name} shards", disable=not progress):
+            _add_shard(data_dir, m, stream[start:start + size], m["docs"], 0)
+            start += size
+        m.update(docs=len(texts), complete=True)
+        _write_manifest(data_dir, m)
     return data_dir

@@ -28,7 +28,8 @@ from . import data
 from .checkpoint import (GracefulStop, NonFiniteLossError, checkpoint_path, claim_log_dir, log_line,
                                      nonfinite_message, open_log, restore_run, save_checkpoint)
 from .compat import OriginalTrainingNames, merge_preset
-from .dist import DDPConfig, all_reduce_mean, any_rank, gradient_sync, is_wrapped, raw_model, wrap_model
+from .dist import (DDPConfig, all_reduce_mean, any_rank, bounded_wait, gradient_sync, is_wrapped, raw_model,
+                               wrap_model)
 from .evals import EvalContext, default_evals, generate_text
 from .model import GPT, GPTConfig, NonFiniteLogitsError, eval_mode
 from .modern import OPTIONS, ModernConfig, build_model, muon_adamw, recipe_kw
@@ -483,7 +484,7 @@ def checkpoint_if_due(run: TrainRun, step: int,
     check_updated_model(run, step) # a checkpoint holds weights that still give a finite loss
     path = checkpoint_path(run.log_dir, step)
     save_checkpoint(path, run.model, run.optimizer, step=step, train_cf=cf, train_loader=run.train_loader,
-                    ddp_cf=run.ddp_cf, val_loss=run.summary["final_val_loss"])
+                    ddp_cf=run.ddp_cf, val_loss=run.summary["final_val_loss"], enc=run.ctx.enc)
     run.summary["last_checkpoint"] = str(path)
     run.tracker.flush() # the curves on disk are as far as the checkpoint: a crash loses no more of them
     return path
@@ -581,7 +582,8 @@ def train_GPT(model, train_loader, val_loader, # the model (`create_model`), two
                              "max_steps, --max-steps)")
             run.summary["nothing_to_do"] = True
             return finish_run(run, step)
-        with run.tracker, GracefulStop(verbose=master) as stopper: # Ctrl-C: finish the step, write a checkpoint, stop
+        # Ctrl-C: finish the step, write a checkpoint, stop; a rank that stops answering: the others say which
+        with run.tracker, GracefulStop(verbose=master) as stopper, bounded_wait(ddp_cf, "a step of the training loop"):
             for step in range(run.start_step, cf.max_steps):
                 last_step = step == cf.max_steps - 1
                 # once in a while evaluate: the validation loss, HellaSwag, and any other eval

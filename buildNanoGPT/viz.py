@@ -13,8 +13,8 @@ import numpy as np
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['STREAMS', 'GPT2_VAL_LOSS', 'GPT2_HELLASWAG', 'GPT3_HELLASWAG', 'nonfinite_notes', 'read_log', 'gpt2_baselines',
-           'run_label', 'plot_log', 'LivePlot', 'live_plot_for']
+__all__ = ['STREAMS', 'GPT2_VAL_LOSS', 'GPT2_HELLASWAG', 'GPT3_HELLASWAG', 'PANELS', 'nonfinite_notes', 'read_log',
+           'gpt2_baselines', 'run_label', 'plot_log', 'LivePlot', 'live_plot_for']
 
 # %% ../nbs/03_viz.ipynb #1b43a3f6
 STREAMS = ("train", "val", "hella")  # the lecture's streams: training loss, validation loss, HellaSwag acc_norm
@@ -103,7 +103,7 @@ def _summary(streams) -> list[str]:
     "The lines `plot_log` prints: best finite value of each stream present."
     lines = []
     for stream, label, best in [("train", "Min Train Loss", np.min), ("val", "Min Validation Loss", np.min),
-                                ("hella", "Max Hellaswag eval", np.max)]:
+                                ("val_bpb", "Min Validation bpb", np.min), ("hella", "Max Hellaswag eval", np.max)]:
         values = streams[stream][1] if stream in streams else np.array([])
         values = values[np.isfinite(values)] # a nan would win every min and max
         if len(values):
@@ -142,6 +142,14 @@ def _hella_panel(ax, streams, sz, base, name):
         ax.axhline(base["hella_gpt3"], color="g", linestyle="--", label=f"OpenAI GPT-3 ({sz}) checkpoint")
     ax.set(xlabel="steps", ylabel="accuracy", title="HellaSwag eval")
 
+# %% ../nbs/03_viz.ipynb #8ceaecb6
+def _bpb_panel(ax, streams, sz, base, name):
+    "Validation bits per byte (stream `val_bpb`)."
+    _curve(ax, streams, "val_bpb", name)
+    ax.set(xlabel="steps", ylabel="bits per byte", title="val bits per byte")
+
+PANELS = {"val_bpb": _bpb_panel, "hella": _hella_panel} # the streams with a panel of their own, in the figure's order
+
 # %% ../nbs/03_viz.ipynb #92ca1945
 def run_label(streams, name: str | None = None) -> str:
     "The legend's name of a run: `name` (default 'this run') and the number of steps its log holds."
@@ -149,14 +157,15 @@ def run_label(streams, name: str | None = None) -> str:
     return f"{name or 'this run'} ({steps:,} steps)"
 
 def _draw(fig, streams, sz, base, loss_ylim, name=None):
-    "Draw the loss panel on `fig`, HellaSwag's if logged, then one panel for each other stream (an eval of yours)."
+    "Draw the loss panel on `fig`, the `PANELS` logged (bits per byte, HellaSwag), then one for each other stream."
     name = run_label(streams, name)
-    panels = ["hella"] * ("hella" in streams) + sorted(set(streams) - set(STREAMS))
+    panels = [s for s in PANELS if s in streams] + sorted(set(streams) - set(STREAMS) - set(PANELS))
     axes = fig.subplots(1, 1 + len(panels), squeeze=False)[0]
     _loss_panel(axes[0], streams, sz, base, loss_ylim, name)
-    if "hella" in streams: _hella_panel(axes[1], streams, sz, base, name)
     for ax, stream in zip(axes[1:], panels):
-        if stream == "hella": continue
+        if stream in PANELS:
+            PANELS[stream](ax, streams, sz, base, name)
+            continue
         _curve(ax, streams, stream, name)
         ax.set(xlabel="steps", ylabel=stream, title=stream)
     for ax in axes:

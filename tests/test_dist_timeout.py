@@ -14,7 +14,7 @@ from limits import HANG_S
 
 DIST_TIMEOUT_S = 5 # the --dist-timeout under test (not a limit on the test): small, so that rank 0 waits seconds
 
-WORKER = '''
+WORKER = r'''
 import os, sys, time
 from pathlib import Path
 import torch, torch.distributed as tdist
@@ -22,6 +22,9 @@ from buildNanoGPT.dist import DDPConfig, DistTimeoutError, bounded_wait, end_tor
 
 hang_s, dist_timeout_s, here = float(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3])
 rank = int(os.environ["RANK"])
+
+def say(line): # one write: under `python -u` print() writes the text and its newline apart, and the ranks interleave
+    os.write(1, (line + "\n").encode())
 
 def wait_for(*names): # for the other process, or for the test
     deadline = time.monotonic() + hang_s
@@ -33,7 +36,7 @@ wait_for("up_0", "up_1")
 ddp_cf = DDPConfig(timeout_s=dist_timeout_s, verbose=False)
 t = torch.ones(1)
 tdist.all_reduce(t) # a collective that works
-print(f"rank {rank} pid {os.getpid()} all_reduce {t.item():g}", flush=True)
+say(f"rank {rank} pid {os.getpid()} all_reduce {t.item():g}")
 if rank == 1:
     time.sleep(hang_s) # where the test stops this process
 wait_for("stopped")
@@ -42,11 +45,11 @@ try:
     with bounded_wait(ddp_cf):
         tdist.all_reduce(t)
 except DistTimeoutError as e:
-    print(f"rank {rank} waited {time.monotonic() - t0:.1f} s", flush=True)
-    print(f"DistTimeoutError: {e}", flush=True)
+    say(f"rank {rank} waited {time.monotonic() - t0:.1f} s")
+    say(f"DistTimeoutError: {e}")
     ddp_cf.destroy() # an error is on its way: no barrier, and it returns although rank 1 is stopped
     end_torchrun_worker(1)
-print(f"rank {rank}: all_reduce returned", flush=True)
+say(f"rank {rank}: all_reduce returned")
 end_torchrun_worker(2)
 '''
 
@@ -97,8 +100,9 @@ def test_a_stopped_rank_is_named(tmp_path):
         took = time.monotonic() - t0
     finally:
         hang.cancel()
-        _kill(p, pids)
-        p.wait()
+        if p.poll() is None: # a failure above: stop what is left
+            _kill(p, pids)
+            p.wait()
     out = "".join(lines)
     assert 1 in pids, out
     expected = (f"DistTimeoutError: rank 1 (pid {pids[1]} on {socket.gethostname()}) of 2 did not reach the collective "
@@ -110,3 +114,65 @@ def test_a_stopped_rank_is_named(tmp_path):
           f"torchrun ended after {took:.0f} s")
     assert waited >= DIST_TIMEOUT_S, out # it waited out the timeout, it did not fail early for another reason
     assert "all_reduce returned" not in out and p.returncode != 0, out
+
+
+def _rank_pid(root: int, rank: int) -> int | None:
+    "The pid of torchrun worker `rank` among the descendants of `root` (read from /proc)."
+    parents = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    def below(pid):
+        while pid in parents and pid != root:
+            pid = parents[pid]
+        return pid == root
+    for pid in parents:
+        try:
+            env = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env and b"TORCHELASTIC_RUN_ID" in b" ".join(env) and below(pid):
+            return pid
+    return None
+
+
+def test_buildnanogpt_train_names_a_stopped_rank(tmp_path):
+    "The command as a user runs it: rank 1 stops answering mid-run; rank 0 says which rank, and the run ends."
+    from test_ddp import _write_shards
+    data_dir = _write_shards(tmp_path / "data")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(tmp_path / "train.py")]
+    (tmp_path / "train.py").write_text("from buildNanoGPT.cli import train_cli; train_cli()\n")
+    cmd += ["--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "128",
+            "--max-steps", "100000", "--val-interval", "0", "--no-hellaswag", "--sample-interval", "0",
+            "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(tmp_path / "log"),
+            "--dist-timeout", str(DIST_TIMEOUT_S)]
+    p = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    lines, pids = [], {}
+    hang = threading.Timer(HANG_S, _kill, (p, pids))
+    hang.start()
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith("step     2 |") and 1 not in pids:
+                pids[1] = _rank_pid(p.pid, 1)
+                assert pids[1], "".join(lines)
+                os.kill(pids[1], signal.SIGSTOP) # rank 1 stops answering, as a hung process does
+            if "did not reach" in line:
+                _signal(pids[1], signal.SIGKILL) # what torchrun does to it 30 s later: spare the test the wait
+        p.wait(timeout=HANG_S)
+    finally:
+        hang.cancel()
+        if p.poll() is None:
+            _kill(p, pids)
+            p.wait()
+    out = "".join(lines)
+    host = socket.gethostname()
+    expected = (f"buildnanogpt-train: error: rank 1 (pid {pids.get(1)} on {host}) of 2 did not reach a step of the "
+                f"training loop within {DIST_TIMEOUT_S} s (--dist-timeout): it may be hung or stopped; see where it "
+                f"is with `py-spy dump --pid {pids.get(1)}` on {host}, or raise --dist-timeout if it is only slow")
+    assert expected in out.splitlines(), out
+    assert p.returncode != 0 and "Traceback" not in out.split(expected)[0], out

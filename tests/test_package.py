@@ -19,7 +19,7 @@ def test_version_is_after_the_original_package():
 
 
 MODULES = ["data", "model", "train", "viz", "modern", "dist", "checkpoint", "evals", "prep", "cli", "compat", "track",
-           "files"]
+           "files", "tokenizer"]
 
 def test_modules_import():
     for mod in MODULES:
@@ -29,12 +29,12 @@ def test_modules_import():
 def test_dependencies_point_one_way():
     "DESIGN.md's rooms: cli -> train -> {evals, checkpoint, dist} -> model -> data -> files; viz imports nothing of ours."
     import pathlib
-    allowed = {"files": set(), "data": {"files"}, "compat": set(), "viz": set(), "track": set(),
+    allowed = {"files": set(), "data": {"files"}, "tokenizer": {"data"}, "compat": set(), "viz": set(), "track": set(),
                "model": {"data", "compat"}, "modern": {"model", "data"},
-               "prep": {"data", "files"}, "dist": {"compat"}, "evals": {"data", "dist", "model"},
-               "checkpoint": {"data", "dist", "files", "modern", "model"},
-               "train": {"data", "checkpoint", "compat", "dist", "evals", "model", "modern", "track", "viz"},
-               "cli": {"data", "files", "prep", "train", "dist", "checkpoint", "modern", "viz", "evals", "model", "track"}}
+               "prep": {"data", "files", "tokenizer"}, "dist": {"compat"}, "evals": {"data", "dist", "model"},
+               "checkpoint": {"data", "dist", "files", "modern", "model", "tokenizer"},
+               "train": {"data", "checkpoint", "compat", "dist", "evals", "model", "modern", "tokenizer", "track", "viz"},
+               "cli": {"data", "files", "tokenizer", "prep", "train", "dist", "checkpoint", "modern", "viz", "evals", "model", "track"}}
     later = {"data": {"prep"}} # call-time imports: the original entry points
     lib = pathlib.Path(buildNanoGPT.__file__).parent
     for mod in MODULES:

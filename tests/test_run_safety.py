@@ -74,7 +74,7 @@ def test_second_run_refused_then_overwrite_removes_what_the_run_wrote(finished, 
     before = {n: (log / n).read_bytes() for n in _files(log) if n != ".lock"}
     # the same command again, without --resume or --overwrite: refused, the old run untouched
     msg = _one_line_error(_run(TRAIN + _args(data_dir, log, 2), tmp_path))
-    assert msg == (f"log folder {str(log)!r} already holds a run (2 checkpoint(s) up to model_00002.pt, log.txt with 5 "
+    assert msg == (f"log folder {str(log)!r} already holds a run (2 checkpoint(s) up to model_00002.pt, log.txt with 7 "
                    "records); continue it with --resume (resume=True), delete it and start over with --overwrite "
                    "(overwrite=True), or use another --log-dir (log_dir=)\n"), msg
     assert {n: (log / n).read_bytes() for n in _files(log) if n != ".lock"} == before
@@ -141,7 +141,7 @@ def test_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used(finishe
     for p in sorted(log.glob("model_*.pt")): # whole again, and plain torch.load (weights_only=True by default) reads them
         ck = torch.load(p)
         assert set(ck) >= {"model", "optimizer", "config", "train_config", "train_loader", "world_size", "data", "rng"}
-        assert ck["data"] == dict(dir=str(data_dir), name="tiny", tokens=None, shards=2) and ck["world_size"] == 1
+        assert ck["data"] == dict(dir=str(data_dir), name="tiny", tokens=None, shards=2, tokenizer=None) and ck["world_size"] == 1
     # an empty newest file: reported too
     (log / "model_00003.pt").write_bytes(b"")
     out = _ok(_run(TRAIN + _args(data_dir, log, 4) + ["--resume"], tmp_path))

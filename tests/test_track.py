@@ -54,7 +54,7 @@ def test_rank0_writes_the_values_of_log_txt(tracked):
     log_dir, _ = tracked
     assert len(list(log_dir.glob("events.out.tfevents.*"))) == 1 # rank 0 only
     log, curves = read_log(log_dir / "log.txt"), tensorboard_scalars(log_dir)
-    assert set(log) == {"train", "val", "hella"}
+    assert set(log) == {"train", "val", "val_bpb", "hella"}
     for stream, (steps, values) in log.items():
         got = curves[tag_of(stream)]
         assert [s for s, _ in got] == steps.tolist(), stream
@@ -118,8 +118,8 @@ def test_tensorboard_shows_the_run_in_a_browser(tracked, tmp_path):
             served = json.load(r)
     for text in (RUN_NAME, "loss/train", "loss/val", "hellaswag/acc"): # the sections open on the page
         assert text in page, f"{text!r} is not on TensorBoard's page"
-    assert set(served[RUN_NAME]) == {"loss/train", "loss/val", "hellaswag/acc", "train/lr", "train/grad_norm",
-                                     "train/tokens_per_sec"}, served
+    assert set(served[RUN_NAME]) == {"loss/train", "loss/val", "loss/val_bpb", "hellaswag/acc", "train/lr",
+                                     "train/grad_norm", "train/tokens_per_sec"}, served
     assert (tmp_path / "tensorboard.png").stat().st_size > 20_000 # a drawn page, not a blank one
 
 
