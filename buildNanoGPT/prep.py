@@ -596,14 +596,12 @@ def _tokens_to_file(docs, path: Path, num_proc: int, chunksize: int, progress: b
     return n_docs, n_tokens
 
 # %% ../nbs/09_prep.ipynb #a0000025c
-def _cut_stream(data_dir: Path, m: dict, path: Path, sizes: list[int]):
-    "Pass 2: cut the token file `path` into shards of `sizes`; a resumed run keeps the shards it finished."
-    stream = np.memmap(path, dtype=np.uint16, mode="r")
+def _cut_stream(data_dir: Path, m: dict, stream, sizes: list[int], progress: bool = False):
+    "Pass 2: cut the token `stream` into shards of `sizes`; a resumed run keeps the shards it finished."
     start = sum(s["tokens"] for s in m["shards"])
-    for size in sizes[len(m["shards"]):]:
+    for size in tqdm(sizes[len(m["shards"]):], desc=f"{m['name']} shards", disable=not progress):
         _add_shard(data_dir, m, stream[start:start + size], m["docs"], 0)
         start += size
-    del stream  # close the map before the temp file is deleted
 
 # %% ../nbs/09_prep.ipynb #2b204340
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -660,7 +658,9 @@ def corpus_prep(source, # a path, a list of paths (files or folders), a datasets
                 raise ValueError(f"no documents to write into {data_dir}: the source yielded nothing")
             sizes = split_sizes(n_tokens, int(shard_size), val_fraction, min_split_tokens)
             m = m or _new_manifest(name, int(shard_size), get_tokenizer(), GPT2_TIKTOKEN_SHA256, sources, val_rule)
-            _cut_stream(data_dir, m, tmp, sizes)
+            stream = np.memmap(tmp, dtype=np.uint16, mode="r")
+            _cut_stream(data_dir, m, stream, sizes, progress)
+            del stream  # close the map before the temp file is deleted
             m.update(docs=n_docs, complete=True)
             _write_manifest(data_dir, m)
         finally:
@@ -737,10 +737,7 @@ def own_tokenizer_prep(docs, # `{'text': ...}` dicts or strings (read once, kept
         n_val = sum(len(t) for t in tokens[:len(val)])
         stream = np.concatenate(tokens)
         sizes = split_sizes(len(stream), int(shard_size), val_fraction, min_split_tokens, val_tokens=n_val)
-        start = sum(s["tokens"] for s in m["shards"])
-        for size in tqdm(sizes[len(m["shards"]):], desc=f"{name} shards", disable=not progress):
-            _add_shard(data_dir, m, stream[start:start + size], m["docs"], 0)
-            start += size
+        _cut_stream(data_dir, m, stream, sizes, progress)
         m.update(docs=len(texts), complete=True)
         _write_manifest(data_dir, m)
     return data_dir
