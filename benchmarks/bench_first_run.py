@@ -10,7 +10,7 @@ per byte, wall time, tokens seen, and two samples."""
 import argparse, json, os, subprocess, sys, time
 from pathlib import Path
 
-CONFIGS = { # name: (vocab_size or None for GPT-2's, recipe, model_kw, B, T, max_lr)
+CONFIGS = { # name: (vocab_size or None for GPT-2's, recipe, model_kw, B, T, max_lr[, other TrainingConfig settings])
     "gpt2-narrow": (None, "lecture", dict(n_layer=4, n_head=4, n_embd=64), 8, 128, 5e-3), # today's default
     "bpe1024-w128": (1024, "lecture", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 5e-3),
     "bpe2048-w128": (2048, "lecture", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 5e-3),
@@ -24,6 +24,18 @@ CONFIGS = { # name: (vocab_size or None for GPT-2's, recipe, model_kw, B, T, max
     "bpe2048-w192-modern": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=192), 8, 128, 5e-3),
     "bpe1024-w192-modern": (1024, "modern", dict(n_layer=4, n_head=4, n_embd=192), 8, 128, 5e-3),
     "bpe2048-6x192-modern": (2048, "modern", dict(n_layer=6, n_head=6, n_embd=192), 8, 128, 5e-3),
+    # the learning-rate sweep of the best config (Muon's rate for the blocks, AdamW's for embedding and head)
+    "w128-modern-muon01": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 5e-3, dict(muon_lr=0.01)),
+    "w128-modern-muon04": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 5e-3, dict(muon_lr=0.04)),
+    "w128-modern-muon005": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 5e-3, dict(muon_lr=0.005)),
+    "w128-modern-muon0075": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 5e-3, dict(muon_lr=0.0075)),
+    "w128-modern-muon01-adam1e-2": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 1e-2, dict(muon_lr=0.01)),
+    "w128-modern-muon01-adam2e-2": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 2e-2, dict(muon_lr=0.01)),
+    "w128-modern-muon005-adam1e-2": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 1e-2, dict(muon_lr=0.005)),
+    "w128-modern-adam1e-2": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 1e-2),
+    "w128-modern-adam2.5e-3": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 8, 128, 2.5e-3),
+    "w128-modern-T256": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128, block_size=256), 4, 256, 5e-3),
+    "w128-modern-B16": (2048, "modern", dict(n_layer=4, n_head=4, n_embd=128), 16, 128, 5e-3),
 }
 
 RUN = r"""
@@ -39,7 +51,8 @@ bt = spec["B"] * spec["T"]
 cf = TrainingConfig.cpu_default(**{**kw, "data_dir": spec["data_dir"], "B": spec["B"], "T": spec["T"],
      "total_batch_size": bt, "max_lr": spec["max_lr"], "max_steps": spec["steps"], "log_dir": spec["log_dir"],
      "val_interval": max(spec["steps"] // 4, 1), "val_loss_steps": max(24576 // bt, 1), "hellaswag_interval": 0,
-     "sample_interval": 0, "checkpoint_interval": 0, "overwrite": True, "vocab_size": spec["vocab"]})
+     "sample_interval": 0, "checkpoint_interval": 0, "overwrite": True, "vocab_size": spec["vocab"],
+     **spec["extra"]})
 ddp = DDPConfig(device="cpu", verbose=False)
 set_random_seed(cf.seed)
 enc = tokenizer_of(cf.data_dir)
@@ -72,20 +85,23 @@ def run(spec) -> dict:
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=165.0) # training time (prep and start-up come on top)
+    p.add_argument("--steps", type=int, default=None) # fixed steps instead of --seconds: comparisons immune to load
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--root", default="/tmp/first_run")
     p.add_argument("--out", default="benchmarks/first_run_results.jsonl")
     a = p.parse_args()
     root = Path(a.root); root.mkdir(parents=True, exist_ok=True)
     for name in a.only or CONFIGS:
-        vocab, recipe, model_kw, B, T, lr = CONFIGS[name]
+        vocab, recipe, model_kw, B, T, lr, *extra = CONFIGS[name]
         data_dir, prep_s = prep(vocab, root)
         base = dict(data_dir=data_dir, recipe=recipe, model_kw=model_kw, B=B, T=T, max_lr=lr,
-                    vocab=50257 if vocab is None else -(-vocab // 64) * 64, log_dir=str(root / f"log_{name}"))
-        cal = run({**base, "steps": 30, "sample": False})
-        steps = int(a.seconds * cal["tok_s"] / (B * T))
+                    vocab=50257 if vocab is None else -(-vocab // 64) * 64, log_dir=str(root / f"log_{name}"),
+                    extra=extra[0] if extra else {})
+        if a.steps is None:
+            cal = run({**base, "steps": 30, "sample": False})
+        steps = a.steps or int(a.seconds * cal["tok_s"] / (B * T))
         res = run({**base, "steps": steps, "sample": True})
-        row = dict(name=name, prep_s=round(prep_s, 1), steps=steps, load=os.getloadavg()[0], **res)
+        row = dict(name=name, seconds=None if a.steps else a.seconds, prep_s=round(prep_s, 1), steps=steps, load=os.getloadavg()[0], **res)
         print(json.dumps(row), flush=True)
         with open(a.out, "a") as f:
             f.write(json.dumps(row) + "\n")

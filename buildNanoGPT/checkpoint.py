@@ -26,7 +26,8 @@ import torch
 
 from .data import DataLoaderLite, atomic_write, read_manifest
 from .files import FolderLock, about, check_free_space, data_folder_lock, reading, remove_dead_temps
-from .dist import DDPConfig, broadcast_object, gather_object, raw_model, wrap_model
+from .dist import (DDPConfig, broadcast_object, full_optimizer_state, full_state_dict, gather_object,
+                               load_full_optimizer_state, load_full_state_dict, raw_model, wrap_model)
 from .model import GPTConfig
 from .modern import ModernConfig, build_model, config_from_dict
 from .tokenizer import tokenizer_record
@@ -169,11 +170,14 @@ def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wra
     states = None
     if train_loader is not None and hasattr(train_loader, "state_dict"):
         states = gather_object(train_loader.state_dict(), ddp_cf)
+    # the plain model's and optimizer's state, whatever the strategy: a sharded model's is gathered (every rank calls)
+    model_sd = full_state_dict(model)
+    optimizer_sd = full_optimizer_state(optimizer) if optimizer is not None else None
     if not ddp_cf.master_process:
         return None
     m = raw_model(model)
-    ckpt = {"model": m.state_dict(), "config": asdict(m.config), "step": step, "val_loss": val_loss,
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+    ckpt = {"model": model_sd, "config": asdict(m.config), "step": step, "val_loss": val_loss,
+            "optimizer": optimizer_sd,
             "train_config": asdict(train_cf) if train_cf is not None else None, "train_loader": states,
             "world_size": ddp_cf.ddp_world_size, "rng": get_rng_state(), "data": data_identity(train_loader),
             "tokenizer": tokenizer_record(enc)}
@@ -335,9 +339,9 @@ def restore_run(train_cf, model, optimizer, train_loader, ddp_cf, # what the che
                                   data_identity(train_loader))
         if diffs:
             raise RunDirError(_mismatch_message(path, diffs))
-    raw_model(model).load_state_dict(ckpt["model"])
+    load_full_state_dict(model, ckpt["model"]) # sharded or not: a checkpoint holds the plain state dicts
     if ckpt.get("optimizer") is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
+        load_full_optimizer_state(optimizer, ckpt["optimizer"])
     _load_loader_state(train_loader, ckpt.get("train_loader"), path, ddp_cf)
     if ckpt.get("rng") is not None:
         set_rng_state(ckpt["rng"])

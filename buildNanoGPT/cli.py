@@ -6,7 +6,7 @@ Docs: https://buildnanogpt.github.io/buildNanoGPT/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #1e1894b5
 from __future__ import annotations
-import argparse, dataclasses, inspect, os, shlex, sys, time, warnings
+import argparse, dataclasses, inspect, os, re, shlex, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +19,10 @@ from .files import FolderInUseError, os_error_line
 # every `--help` but the train command's start without them
 
 # %% auto #0
-__all__ = ['LECTURE_PROMPT', 'debug_requested', 'exit_code', 'run_command', 'add_options', 'PrepOptions', 'prep_parser',
-           'prep_main', 'prep_cli', 'TrainOptions', 'train_parser', 'train_config', 'run_report', 'train_main',
-           'train_cli', 'sample_from_checkpoint', 'sample_parser', 'sample_main', 'sample_cli', 'PlotOptions',
-           'plot_parser', 'plot_main', 'plot_cli']
+__all__ = ['PRESET_RECIPES', 'LECTURE_PROMPT', 'debug_requested', 'exit_code', 'run_command', 'add_options', 'PrepOptions',
+           'prep_parser', 'prep_main', 'prep_cli', 'TrainOptions', 'preset_config', 'train_parser', 'train_config',
+           'run_report', 'train_main', 'train_cli', 'sample_from_checkpoint', 'sample_parser', 'sample_main',
+           'sample_cli', 'PlotOptions', 'plot_parser', 'plot_main', 'plot_cli']
 
 # %% ../nbs/10_cli.ipynb #91abdd71
 def debug_requested(flag: bool = False, # the command's --debug
@@ -257,11 +257,12 @@ def prep_cli(argv: list[str] | None = None, # the arguments; default: the comman
 @dataclass
 class TrainOptions:
     "The options of `buildnanogpt-train` that are not settings of `TrainingConfig`."
-    # training preset: cpu_default (the bundled plays, minutes on a CPU) or gpt2_124m (the lecture's run)
+    # training preset: cpu_default (the bundled plays, minutes on a CPU), gpt2_124m (the lecture's run), or a larger
+    # GPT-2 on the same data: gpt2_350m, gpt2_774m, gpt2_1558m
     preset: str = "cpu_default"
     # lecture: GPT-2 and AdamW, as in the lecture; modern: rotary, QK-norm, ReLU^2, untied head, zero-init
     # projections and Muon (nbs/05_beyond)
-    recipe: str = "lecture"
+    recipe: str | None = None
     # fine-tune from pre-trained weights: gpt2, gpt2-medium, ... or a save_pretrained folder (none: random init)
     init_from: str | None = None
     device: str | None = None   # cpu, cuda, cuda:1, mps (none: automatic: cuda, then mps, then cpu)
@@ -272,6 +273,17 @@ class TrainOptions:
     stop_at_step: int | None = None # stop (checkpoint, exit) after this step, as Ctrl-C would: for tests
 
 _TRAIN_FLAGS = {"B": ["--batch-size", "-B"], "T": ["--seq-len", "-T"], "model_name": ["--model"]} # the short spellings
+
+# the recipe of a preset when --recipe is not given: the CPU default's was chosen by experiment (BENCHMARKS.md, "The
+# first run chosen again"); the 124M preset is the lecture's reproduction of GPT-2
+PRESET_RECIPES = {"cpu_default": "modern", "gpt2_124m": "lecture", "gpt2_350m": "lecture", "gpt2_774m": "lecture",
+                  "gpt2_1558m": "lecture"}
+
+def preset_config(preset: str, **kw):
+    "The `TrainingConfig` of `preset` trained with its own recipe (`PRESET_RECIPES`): what the command runs."
+    from buildNanoGPT.modern import recipe_kw
+    from buildNanoGPT.train import TrainingConfig
+    return TrainingConfig.from_name(preset, **{**recipe_kw(PRESET_RECIPES[preset], preset), **kw})
 
 # %% ../nbs/10_cli.ipynb #f0ac9464
 def _preset_defaults(presets: dict) -> dict:
@@ -287,15 +299,17 @@ def _preset_defaults(presets: dict) -> dict:
 def train_parser() -> argparse.ArgumentParser:
     "The parser of `buildnanogpt-train`: `TrainOptions`, then the fields of `TrainingConfig`."
     from buildNanoGPT.modern import RECIPES
+    from buildNanoGPT.dist import STRATEGIES
     from buildNanoGPT.train import TrainingConfig
     p = argparse.ArgumentParser(prog="buildnanogpt-train", description="Train GPT-2 (the CPU default on the bundled "
                                 "corpus, or --preset gpt2_124m). Runs under torchrun --nproc_per_node=N unchanged.")
-    add_options(p, TrainOptions, choices=dict(preset=["cpu_default", "gpt2_124m"], recipe=sorted(RECIPES)),
-                hidden=["stop_at_step"], given_only=False)
-    presets = {k: getattr(TrainingConfig, k)() for k in ("cpu_default", "gpt2_124m")}
+    add_options(p, TrainOptions, choices=dict(preset=list(PRESET_RECIPES), recipe=sorted(RECIPES)),
+                hidden=["stop_at_step"], given_only=False,
+                defaults=dict(recipe="modern with cpu_default, lecture with the gpt2 presets"))
+    presets = {k: preset_config(k) for k in ("cpu_default", "gpt2_124m")} # what a run of each does
     cfg = add_options(p.add_argument_group("training settings (TrainingConfig)"), TrainingConfig,
                       defaults=_preset_defaults(presets), flags=_TRAIN_FLAGS, skip=["resume", "overwrite"],
-                      choices=dict(optimizer=["adamw", "muon"]))
+                      choices=dict(optimizer=["adamw", "muon"], strategy=list(STRATEGIES)))
     run = cfg.add_mutually_exclusive_group()
     run.add_argument("--resume", action="store_true", default=None, help="continue from the newest whole checkpoint "
                      "in --log-dir (default: off)")
@@ -313,12 +327,15 @@ def train_config(a):
     if a.init_from and a.model_name is not None:
         raise ValueError(f"--model {a.model_name} and --init-from {a.init_from} both choose the model; --init-from "
                          "loads its weights and their architecture: drop --model")
-    if a.init_from and a.recipe != "lecture":
+    if a.init_from and a.recipe not in (None, "lecture"):
         raise ValueError(f"--init-from loads GPT-2's weights, but --recipe {a.recipe} changes the architecture; "
                          f"fine-tune with --recipe lecture, or train the {a.recipe} recipe from scratch")
-    kw = {**recipe_kw(a.recipe, a.preset), **kw}
+    recipe = a.recipe or ("lecture" if a.init_from else PRESET_RECIPES[a.preset])
+    kw = {**recipe_kw(recipe, a.preset), **kw}
     if a.init_from and a.max_lr is None:
         kw["max_lr"] = TrainingConfig.from_name(a.preset).max_lr / 10 # gentler
+    if a.init_from and a.data_dir is None and a.preset == "cpu_default":
+        kw["data_dir"] = "data/shakespeare" # GPT-2's weights read GPT-2's tokens
     return TrainingConfig.from_name(a.preset, **kw)
 
 # %% ../nbs/10_cli.ipynb #6f2bd77f
@@ -397,20 +414,27 @@ def _say_summary(summary: dict):
           + (f"; checkpoint: {summary['last_checkpoint']}" if summary["last_checkpoint"] else ""))
 
 # %% ../nbs/10_cli.ipynb #045e5525
+def _plays_vocab(data_dir) -> int | None | bool:
+    "The own vocabulary a plays folder's name asks for (`shakespeare_bpe2048`: 2048; `shakespeare`: None); else False."
+    m = re.fullmatch(r"shakespeare(?:_bpe(\d+))?", Path(data_dir).name)
+    return False if m is None else int(m[1]) if m[1] else None
+
 def _train_data(train_cf, preset: str, data_dir_given: bool, ddp_cf) -> tuple:
     "The train and val loaders; the CPU default prepares the bundled plays first, once per machine."
     from buildNanoGPT.dist import once_per_machine
     from buildNanoGPT.train import show_progress
-    if preset == "cpu_default" and not data_dir_given:
-        once_per_machine(lambda: data.shakespeare_prep(data_dir=train_cf.data_dir, progress=show_progress(ddp_cf)),
-                         ddp_cf)
+    plays = _plays_vocab(train_cf.data_dir)
+    empty = not (Path(train_cf.data_dir) / data.MANIFEST).exists() # a folder given that holds data: read as it is
+    if preset == "cpu_default" and plays is not False and (not data_dir_given or empty):
+        once_per_machine(lambda: data.shakespeare_prep(data_dir=train_cf.data_dir, progress=show_progress(ddp_cf),
+                                                       vocab_size=plays), ddp_cf)
     return tuple(data.DataLoaderLite(B=train_cf.B, T=train_cf.T, ddp_cf=ddp_cf, split=s, data_root=train_cf.data_dir)
                  for s in ("train", "val"))
 
 # %% ../nbs/10_cli.ipynb #630132e8
 def _fit_vocab(train_cf, enc, a):
     "`train_cf` with the model's vocabulary fitted to the data folder's tokenizer `enc`."
-    if enc.name == "gpt2": # the preset's vocabulary is GPT-2's
+    if a.init_from and enc.name == "gpt2": # the model is GPT-2's, vocabulary and all
         return train_cf
     if a.init_from:
         raise ValueError(f"--init-from {a.init_from} has GPT-2's vocabulary, but {train_cf.data_dir} was tokenized "
@@ -438,9 +462,10 @@ def _set_threads(threads: int | None):
 def _initial_model(a, train_cf, ddp_cf):
     "The model to train: `--init-from`'s weights, or a new model of `train_cf`'s size."
     from buildNanoGPT.train import create_model
+    how = dict(strategy=train_cf.strategy, activation_checkpointing=train_cf.activation_checkpointing)
     if a.init_from:
-        return create_model(ddp_cf, pre_trained=True, model_type=a.init_from)
-    return create_model(ddp_cf, config=train_cf.gpt_config())
+        return create_model(ddp_cf, pre_trained=True, model_type=a.init_from, **how)
+    return create_model(ddp_cf, config=train_cf.gpt_config(), **how)
 
 # %% ../nbs/10_cli.ipynb #6e761a47
 def train_main(argv: list[str] | None = None) -> dict:

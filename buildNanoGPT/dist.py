@@ -22,13 +22,19 @@ import torch
 import torch.distributed as tdist
 from fastcore.basics import patch_to
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper, checkpoint_wrapper
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, set_model_state_dict
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from .compat import OriginalDDPNames
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'DDPConfig', 'end_torchrun_worker', 'distributed', 'any_rank', 'every_rank', 'all_reduce_mean',
            'all_reduce_sum', 'gather_object', 'broadcast_object', 'once_per_machine', 'DistTimeoutError', 'late_ranks',
-           'bounded_wait', 'wrap_model', 'raw_model', 'is_wrapped', 'gradient_sync']
+           'bounded_wait', 'checkpoint_blocks', 'wrap_model', 'raw_model', 'is_wrapped', 'gradient_sync', 'whole_model',
+           'clip_grad_norm', 'sharding_line', 'full_state_dict', 'full_optimizer_state', 'load_full_state_dict',
+           'load_full_optimizer_state']
 
 # %% ../nbs/06_dist.ipynb #fe307e0e
 def _mps_available() -> bool:
@@ -309,18 +315,41 @@ def bounded_wait(ddp_cf: DDPConfig | None, # this rank; None or one process: not
             late = None
         raise DistTimeoutError(_late_message(ddp_cf, late, what)) from e
 
+# %% ../nbs/06_dist.ipynb #6a1c0f01
+def checkpoint_blocks(model: torch.nn.Module, # a GPT: its blocks are `model.transformer.h`
+                     ) -> torch.nn.Module: # the same model, each block checkpointed
+    "Activation checkpointing per block: each block keeps only its input and runs again during backward."
+    blocks = model.transformer.h
+    for i, block in enumerate(blocks):
+        if not isinstance(block, CheckpointWrapper): # torch.utils.checkpoint with use_reentrant=False
+            blocks[i] = checkpoint_wrapper(block) # its state_dict hooks drop the wrapper's key prefix
+    return model
+
 # %% ../nbs/06_dist.ipynb #966b0958
-STRATEGIES = ("ddp",) # how `wrap_model` spreads a model over the ranks
+STRATEGIES = ("ddp", "fsdp") # how `wrap_model` spreads a model over the ranks
+
+def _fsdp(model: torch.nn.Module, ddp_cf: DDPConfig) -> torch.nn.Module:
+    "FSDP2 as torchtitan applies it: `fully_shard` on each block, then on the root."
+    mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+          if ddp_cf.device_type == "cuda" else MixedPrecisionPolicy())
+    for block in model.transformer.h: # a block's weights are freed after its forward and gathered again for backward
+        fully_shard(block, mp_policy=mp, reshard_after_forward=True)
+    return fully_shard(model, mp_policy=mp, reshard_after_forward=False) # the root's are needed first in backward
 
 def wrap_model(model: torch.nn.Module, # the plain model, already on `ddp_cf.device`
                ddp_cf: DDPConfig, # under torchrun: wrapped; one process: returned as it is
-               strategy: str = "ddp", # "ddp": a full copy per rank, gradients all-reduced
+               strategy: str = "ddp", # "ddp": a full copy per rank, gradients all-reduced; "fsdp": FSDP2 shards
+               activation_checkpointing: bool = False, # recompute each block's activations in backward
               ) -> torch.nn.Module:
-    "`model` ready for data-parallel training under torchrun; unchanged in a single process."
+    "`model` ready for data-parallel training under torchrun (DDP or FSDP2); in a single process not wrapped."
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES} (--strategy)")
+    if activation_checkpointing:
+        checkpoint_blocks(model) # before sharding: FSDP2 then wraps the checkpointed blocks
     if not ddp_cf.ddp:
         return model
+    if strategy == "fsdp":
+        return _fsdp(model, ddp_cf)
     dev = torch.device(ddp_cf.device)
     if dev.type != "cuda":
         return DDP(model) # gloo on the CPU: no device ids
@@ -346,11 +375,125 @@ def _ddp_of(model) -> DDP | None:
         model = model._orig_mod
     return model
 
+def _fsdp_of(model) -> FSDPModule | None:
+    "The FSDP2 root under the wrappers, or None."
+    m = raw_model(model)
+    return m if isinstance(m, FSDPModule) else None
+
 def is_wrapped(model) -> bool:
     "Whether gradients of `model` are averaged across ranks (it was wrapped by `wrap_model`)."
-    return _ddp_of(model) is not None
+    return _ddp_of(model) is not None or _fsdp_of(model) is not None
+
+@contextmanager
+def _fsdp_sync(m: FSDPModule, sync: bool):
+    m.set_requires_gradient_sync(sync)
+    try:
+        yield
+    finally:
+        m.set_requires_gradient_sync(True) # whoever runs a backward next reduces, unless told otherwise
 
 def gradient_sync(model, sync: bool):
-    "Context of one micro-step's backward: DDP all-reduces the gradients only when `sync` (the last micro-step)."
-    ddp = _ddp_of(model)
+    "Context of one micro-step's backward: the gradients are averaged across ranks only when `sync` (the last one)."
+    ddp, fsdp = _ddp_of(model), _fsdp_of(model)
+    if fsdp is not None:
+        return _fsdp_sync(fsdp, sync)
     return nullcontext() if ddp is None or sync else ddp.no_sync()
+
+# %% ../nbs/06_dist.ipynb #6a1c0f06
+def _fsdp_modules(model) -> list:
+    "The FSDP2 modules of a sharded model, root first; [] when it is not sharded."
+    root = _fsdp_of(model)
+    return [] if root is None else [m for m in root.modules() if isinstance(m, FSDPModule)]
+
+@contextmanager
+def whole_model(model): # a model from `wrap_model`; not sharded: nothing to do
+    "Within the block a sharded model's weights are whole on every rank (all-gathered once); yields the raw model."
+    mods = _fsdp_modules(model)
+    if not mods:
+        yield raw_model(model)
+        return
+    mods[0]._get_fsdp_state()._lazy_init() # the root must be known before a block runs on its own
+    for m in mods:
+        m.set_reshard_after_forward(False, recurse=False)
+        m.unshard()
+    try:
+        yield mods[0]
+    finally:
+        for m in mods:
+            m.reshard()
+            m.set_reshard_after_forward(m is not mods[0], recurse=False) # as `wrap_model` set them
+
+# %% ../nbs/06_dist.ipynb #6a1c0f08
+def clip_grad_norm(params, # the model's parameters (sharded or not)
+                   max_norm: float, # the norm to clip to
+                  ) -> float: # the global norm before clipping
+    "Clip the gradients of `params` to a global norm of at most `max_norm`; return the norm before clipping."
+    params = list(params)
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if isinstance(norm, DTensor):
+        norm = norm.full_tensor()
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+    return norm.item()
+
+# %% ../nbs/06_dist.ipynb #6a1c0f0b
+def _local_numel(t: torch.Tensor) -> int:
+    return t.to_local().numel() if isinstance(t, DTensor) else t.numel()
+
+def sharding_line(model, ddp_cf: DDPConfig) -> str:
+    "How `model` is spread over the ranks, in one line: the strategy, the world size, the parameters each rank holds."
+    params, world = list(raw_model(model).parameters()), ddp_cf.ddp_world_size # a tied weight once
+    total = sum(p.numel() for p in params)
+    if _fsdp_of(model) is not None:
+        held = sum(_local_numel(p) for p in params)
+        return f"sharding: fsdp over {world} ranks, {held:,} of {total:,} parameters held per rank"
+    if is_wrapped(model):
+        return f"sharding: ddp over {world} ranks, a full copy of {total:,} parameters per rank"
+    return f"sharding: none (one process), all {total:,} parameters"
+
+# %% ../nbs/06_dist.ipynb #6a1c0f0e
+def _map_tensors(obj, fn):
+    "`obj` (nested dicts, lists, tuples) with `fn` applied to each tensor."
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return obj
+
+def full_state_dict(model) -> dict:
+    "The plain model's `state_dict` (a sharded model's gathered: every rank calls, rank 0 gets it, on the CPU)."
+    fsdp = _fsdp_of(model)
+    if fsdp is None:
+        return raw_model(model).state_dict()
+    return get_model_state_dict(fsdp, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+def full_optimizer_state(optimizer) -> dict:
+    "`optimizer.state_dict()` with each sharded tensor whole, on the CPU (every rank calls): one process's format."
+    return _map_tensors(optimizer.state_dict(), lambda t: t.full_tensor().cpu() if isinstance(t, DTensor) else t)
+
+# %% ../nbs/06_dist.ipynb #6a1c0f0f
+def load_full_state_dict(model, sd: dict):
+    "Load a plain `state_dict` into `model`, sharded or not (every rank calls, each with the whole `sd`)."
+    fsdp = _fsdp_of(model)
+    if fsdp is None:
+        return raw_model(model).load_state_dict(sd)
+    set_model_state_dict(fsdp, sd, options=StateDictOptions(full_state_dict=True))
+
+def _like(v, p):
+    "`v` cut to the rows of the sharded parameter `p` when it has `p`'s shape (a moment), else as it is (a step)."
+    if isinstance(p, DTensor) and isinstance(v, torch.Tensor) and not isinstance(v, DTensor) and v.shape == p.shape:
+        return distribute_tensor(v.to(p.device), p.device_mesh, p.placements, src_data_rank=None) # no collective
+    return v
+
+def _sharded_state(optimizer, sd: dict) -> dict:
+    "A one-process optimizer `state_dict` with each tensor cut like the parameter it belongs to."
+    if "state" not in sd: # a wrapper of optimizers (Muon + AdamW: {"muon": ..., "adamw": ...})
+        return {k: _sharded_state(getattr(optimizer, k), v) if hasattr(optimizer, k) else v for k, v in sd.items()}
+    params = [p for g in optimizer.param_groups for p in g["params"]] # numbered as `state_dict` numbers them
+    state = {i: {k: _like(v, params[i]) if i < len(params) else v for k, v in s.items()} for i, s in sd["state"].items()}
+    return {**sd, "state": state}
+
+def load_full_optimizer_state(optimizer, sd: dict):
+    "Load a one-process optimizer `state_dict` (`full_optimizer_state`) into `optimizer`, its parameters sharded or not."
+    optimizer.load_state_dict(_sharded_state(optimizer, sd))

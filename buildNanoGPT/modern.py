@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 from fastcore.basics import patch
 from torch.nn import functional as F
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from .model import GPT, GPTConfig, KVCache, CausalSelfAttention, MLP, Block
 
@@ -222,7 +223,10 @@ class MuonAdamW:
         self.adamw.zero_grad(set_to_none=set_to_none)
 
     def step(self):
-        self.muon.step()
+        if any(isinstance(p, DTensor) for g in self.muon.param_groups for p in g["params"]):
+            _sharded_muon_step(self.muon) # FSDP2: each rank holds rows of each matrix
+        else:
+            self.muon.step()
         self.adamw.step()
 
     def state_dict(self):
@@ -234,6 +238,36 @@ class MuonAdamW:
                              "resume with the run's optimizer")
         self.muon.load_state_dict(sd["muon"])
         self.adamw.load_state_dict(sd["adamw"])
+
+# %% ../nbs/05_beyond.ipynb #234c00c8
+def _rows(full: torch.Tensor, like: DTensor) -> DTensor:
+    "`full` cut as `like` is (this rank's rows), without a collective."
+    return distribute_tensor(full, like.device_mesh, like.placements, src_data_rank=None)
+
+@torch.no_grad()
+def _whole_step(muon: torch.optim.Optimizer, p: DTensor, group: dict):
+    "Muon's step for one sharded matrix `p` of `group`: gathered whole, stepped, cut back to this rank's rows."
+    full = torch.nn.Parameter(p.full_tensor()) # every rank gathers the same matrices in the same order
+    full.grad = p.grad.full_tensor()
+    if "momentum_buffer" in muon.state.get(p, {}):
+        muon.state[full] = {"momentum_buffer": muon.state[p]["momentum_buffer"].full_tensor()}
+    saved = [g["params"] for g in muon.param_groups]
+    for g in muon.param_groups:
+        g["params"] = [full] if g is group else []
+    try:
+        muon.step()
+    finally:
+        for g, ps in zip(muon.param_groups, saved):
+            g["params"] = ps
+    muon.state[p] = {"momentum_buffer": _rows(muon.state.pop(full)["momentum_buffer"], p)}
+    p.to_local().copy_(_rows(full.detach(), p).to_local())
+
+def _sharded_muon_step(muon: torch.optim.Optimizer):
+    "`muon.step()` for matrices sharded by FSDP2, one whole matrix at a time."
+    for group in muon.param_groups:
+        for p in list(group["params"]):
+            if p.grad is not None:
+                _whole_step(muon, p, group)
 
 # %% ../nbs/05_beyond.ipynb #7cd44ffc
 def muon_adamw(model, lr: float, # AdamW's peak learning rate (embeddings, head, vectors)
@@ -257,8 +291,9 @@ MODERN_MODEL_KW = dict(rotary=True, qk_norm=True, relu2=True, tie_embeddings=Fal
 
 RECIPES = { # TrainingConfig overrides per recipe and preset: the model options, the optimizer and their learning rates
     "lecture": {},
-    "modern": {"cpu_default": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", max_lr=5e-3, muon_lr=0.02,
-                                   warmup_steps=20), # as measured below (the lecture recipe's default is 60)
+    # the CPU default's rates: swept on the plays' own 2,048 tokens (BENCHMARKS.md); warm-up 20 as measured below
+    "modern": {"cpu_default": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", max_lr=1e-2, muon_lr=0.005,
+                                   warmup_steps=20),
                "gpt2_124m": dict(model_kw=MODERN_MODEL_KW, optimizer="muon", muon_lr=0.02)}, # GPU: not tuned here
 }
 

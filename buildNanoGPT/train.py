@@ -28,8 +28,8 @@ from . import data
 from .checkpoint import (GracefulStop, NonFiniteLossError, checkpoint_path, claim_log_dir, log_line,
                                      nonfinite_message, open_log, restore_run, save_checkpoint)
 from .compat import OriginalTrainingNames, merge_preset
-from .dist import (DDPConfig, all_reduce_mean, any_rank, bounded_wait, gradient_sync, is_wrapped, raw_model,
-                               wrap_model)
+from .dist import (STRATEGIES, DDPConfig, all_reduce_mean, any_rank, bounded_wait, clip_grad_norm,
+                               gradient_sync, is_wrapped, raw_model, sharding_line, whole_model, wrap_model)
 from .evals import EvalContext, default_evals, generate_text
 from .model import GPT, GPTConfig, NonFiniteLogitsError, eval_mode
 from .modern import OPTIONS, ModernConfig, build_model, muon_adamw, recipe_kw
@@ -138,6 +138,8 @@ class TrainingConfig(OriginalTrainingNames):
     resume: bool = False               # continue from the newest whole checkpoint in log_dir
     overwrite: bool = False            # delete the run in log_dir (checkpoints, log, plot) and start over
     compile: bool = False              # torch.compile the training step
+    strategy: str = "ddp"              # under torchrun: ddp (a full copy per rank) or fsdp (FSDP2 shards, nbs/06_dist)
+    activation_checkpointing: bool = False # recompute each block's activations in backward: less memory, more compute
     autocast: bool | None = None       # bf16 autocast (None: on CUDA only)
     seed: int = 1337                   # random seed
     data_dir: str = "edu_fineweb10B"   # folder of token shards
@@ -192,6 +194,8 @@ def _check(self):
         raise ValueError("TrainingConfig: resume=True and overwrite=True contradict each other; pass one of them")
     if self.optimizer not in ("adamw", "muon"):
         raise ValueError(f"TrainingConfig.optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+    if self.strategy not in STRATEGIES:
+        raise ValueError(f"TrainingConfig.strategy must be one of {STRATEGIES} (--strategy), got {self.strategy!r}")
     if not (self.muon_lr > 0 and math.isfinite(self.muon_lr)):
         raise ValueError(f"TrainingConfig.muon_lr must be a finite number > 0, got {self.muon_lr!r}")
     self.model_kw = _check_model_kw(self.model_kw)
@@ -232,17 +236,39 @@ def gpt2_124m(cls, **kw):
                                    sample_interval=250, checkpoint_interval=5000, compile=True,
                                    data_dir="edu_fineweb10B", model_name="gpt2_124m", vocab_size=50304), kw))
 
+# %% ../nbs/02_train.ipynb #fe1c6086
+def _gpt2_size(model_name: str, max_lr: float, B: int, total_batch_size: int = 524288, **kw) -> dict:
+    "A larger GPT-2's settings: the 124M run's, with its model, GPT-3's rate and batch, 10B tokens, 375M of warm-up."
+    steps, warmup = 10**10 // total_batch_size, round(375e6 / total_batch_size)
+    return dict(model_name=model_name, max_lr=max_lr, min_lr=max_lr / 10, B=B, total_batch_size=total_batch_size,
+                max_steps=steps, warmup_steps=warmup, **kw)
+
+@patch_to(TrainingConfig, cls_method=True)
+def gpt2_350m(cls, **kw):
+    "GPT-2 medium (350M) on 10B FineWeb-Edu tokens: GPT-3 Medium's 3.0e-4 and 0.5M tokens per step."
+    return cls.gpt2_124m(**merge_preset(_gpt2_size("gpt2_350m", 3e-4, B=32), kw))
+
+@patch_to(TrainingConfig, cls_method=True)
+def gpt2_774m(cls, **kw):
+    "GPT-2 large (774M) on 10B FineWeb-Edu tokens: GPT-3 Large's 2.5e-4 and 0.5M tokens per step."
+    return cls.gpt2_124m(**merge_preset(_gpt2_size("gpt2_774m", 2.5e-4, B=16), kw))
+
+@patch_to(TrainingConfig, cls_method=True)
+def gpt2_1558m(cls, **kw):
+    "GPT-2 XL (1.5B) on 10B FineWeb-Edu tokens: GPT-3 XL's 2.0e-4 and 1M tokens per step."
+    return cls.gpt2_124m(**merge_preset(_gpt2_size("gpt2_1558m", 2e-4, B=8, total_batch_size=1048576), kw))
+
 # %% ../nbs/02_train.ipynb #4238f57c
 @patch_to(TrainingConfig, cls_method=True)
 def cpu_default(cls, **kw):
-    "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_narrow()` reads 563k tokens of the bundled plays."
-    # chosen by experiment (BENCHMARKS.md): in a fixed time, small steps of 1,024 tokens and a narrow model learn most
-    # warm-up 60, not 20: at 20 the update of step 23, at the peak rate, overshot (step 24's loss 11.86, see above)
-    return cls(**merge_preset(dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=60, max_steps=550,
-                                   weight_decay=0.1, val_interval=110, val_loss_steps=12, hellaswag_interval=275,
-                                   hellaswag_max_examples=200, sample_interval=275, num_return_sequences=2,
-                                   sample_max_length=64, sample_prompt="KING.\n", checkpoint_interval=275,
-                                   data_dir="data/shakespeare", model_name="cpu_narrow", vocab_size=50257), kw))
+    "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_small()` on the bundled plays in their own 2,048 ids."
+    # chosen by experiment (BENCHMARKS.md): in a fixed time, small steps of 1,024 tokens and a small vocabulary learn
+    # most; warm-up 60 for the lecture's recipe (see above; the modern recipe's is 20); val: all 57 batches of val text
+    return cls(**merge_preset(dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=60, max_steps=3000,
+                                   weight_decay=0.1, val_interval=750, val_loss_steps=57, hellaswag_interval=1500,
+                                   hellaswag_max_examples=200, sample_interval=1500, num_return_sequences=2,
+                                   sample_max_length=96, sample_prompt="KING.\n", checkpoint_interval=1500, log_interval=100,
+                                   data_dir="data/shakespeare_bpe2048", model_name="cpu_small", vocab_size=2048), kw))
 
 # %% ../nbs/02_train.ipynb #4bb0b6bb
 @patch_to(TrainingConfig, cls_method=True)
@@ -252,11 +278,13 @@ def modern(cls, preset: str = "cpu_default", **kw):
 
 # %% ../nbs/02_train.ipynb #a6752223
 PRESETS = {"gpt2_124m": "gpt2_124m", "124m": "gpt2_124m", "gpt2": "gpt2_124m", "cpu_default": "cpu_default",
-           "cpu": "cpu_default"} # training presets by name
+           "cpu": "cpu_default", "gpt2_350m": "gpt2_350m", "350m": "gpt2_350m", "gpt2_medium": "gpt2_350m",
+           "gpt2_774m": "gpt2_774m", "774m": "gpt2_774m", "gpt2_large": "gpt2_774m", "gpt2_1558m": "gpt2_1558m",
+           "1558m": "gpt2_1558m", "1.5b": "gpt2_1558m", "gpt2_xl": "gpt2_1558m"} # training presets by name
 
 @patch_to(TrainingConfig, cls_method=True)
 def from_name(cls, name: str, **kw):
-    "A preset by name: 'gpt2_124m' (or '124M'), 'cpu_default' (or 'cpu'), or 'modern' (cpu_default, modern recipe)."
+    "A preset by name: 'gpt2_124m' ('124M'), 'gpt2_350m', 'gpt2_774m', 'gpt2_1558m', 'cpu_default' ('cpu'), 'modern'."
     key = str(name).strip().lower().replace("-", "_")
     if key == "modern":
         return cls.modern(**kw)
@@ -352,14 +380,14 @@ def optimization_step(run: TrainRun, step: int, # the step sets the learning rat
             loss_accum += loss.detach()
             loss.backward()
     all_reduce_mean(loss_accum, run.ddp_cf)
-    norm = torch.nn.utils.clip_grad_norm_(run.raw.parameters(), run.train_cf.grad_clip)
+    norm = clip_grad_norm(run.raw.parameters(), run.train_cf.grad_clip) # a float; sharded gradients too
     lr = get_lr(step, run.train_cf)
     for group in run.optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0) # Muon's: muon_lr / max_lr
     run.optimizer.step()
     if run.ddp_cf.device_type == "cuda":
         torch.cuda.synchronize() # wait for the GPU, so that dt is the step's time
-    return loss_accum.item(), norm.item(), lr, time.perf_counter() - t0
+    return loss_accum.item(), norm, lr, time.perf_counter() - t0
 
 # %% ../nbs/02_train.ipynb #f1a7750f
 def create_model(ddp_cf, # the process's `DDPConfig`: its device, and whether to wrap in DDP
@@ -367,13 +395,15 @@ def create_model(ddp_cf, # the process's `DDPConfig`: its device, and whether to
                  config: GPTConfig | None = None, # the model's shape; None: GPT-2 124M with vocabulary 50,304
                  model_type: str = "gpt2", # with `pre_trained`: gpt2, gpt2-medium, ... or a save_pretrained folder
                  compile: bool = False, # wrap in `torch.compile` (after DDP)
+                 strategy: str = "ddp", # under torchrun: "ddp" or "fsdp" (`dist.wrap_model`)
+                 activation_checkpointing: bool = False, # recompute each block's activations in backward
                 ) -> torch.nn.Module:
     "A GPT on `ddp_cf.device`, random or OpenAI's (a `ModernGPT` with options beyond GPT-2), DDP under torchrun."
     if pre_trained:
         model = GPT.from_pretrained(model_type, ddp_cf.master_process)
     else:
         model = build_model(config if config is not None else GPTConfig(vocab_size=50304))
-    model = wrap_model(model.to(ddp_cf.device), ddp_cf)
+    model = wrap_model(model.to(ddp_cf.device), ddp_cf, strategy, activation_checkpointing)
     return torch.compile(model) if compile else model # after DDP, as PyTorch recommends
 
 # %% ../nbs/02_train.ipynb #1a83acee
@@ -527,6 +557,8 @@ def setup_run(model, train_loader, train_cf: TrainingConfig, ddp_cf,
     if master:
         print(f"total desired batch size: {train_cf.total_batch_size}\n"
                      f"=> calculated gradient accumulation steps: {accum}")
+    if master and ddp_cf.ddp:
+        print(sharding_line(model, ddp_cf)) # how the model is spread over the ranks
     if ddp_cf.device_type == "cuda":
         torch.set_float32_matmul_precision("high") # TF32 for the fp32 matmuls
     if optimizer is None:
@@ -586,13 +618,15 @@ def train_GPT(model, train_loader, val_loader, # the model (`create_model`), two
         with run.tracker, GracefulStop(verbose=master) as stopper, bounded_wait(ddp_cf, "a step of the training loop"):
             for step in range(run.start_step, cf.max_steps):
                 last_step = step == cf.max_steps - 1
-                # once in a while evaluate: the validation loss, HellaSwag, and any other eval
-                for ev in run.evals:
-                    if _due(step, ev.interval, last_step):
+                due = [ev for ev in run.evals if _due(step, ev.interval, last_step)]
+                sample = cf.sample_interval and ((step > 0 and step % cf.sample_interval == 0) or last_step)
+                with whole_model(model) if due or sample else nullcontext(): # sharded: its weights gathered once
+                    # once in a while evaluate: the validation loss, HellaSwag, and any other eval
+                    for ev in due:
                         log_evals(run, step, ev.fn(model, run.ctx))
-                # once in a while generate from the model (not at step 0: noise)
-                if cf.sample_interval and ((step > 0 and step % cf.sample_interval == 0) or last_step):
-                    run.tracker.samples(step, sample_step(run, step))
+                    # once in a while generate from the model (not at step 0: noise)
+                    if sample:
+                        run.tracker.samples(step, sample_step(run, step))
                 # do one step of the optimization
                 loss, norm, lr, dt = optimization_step(run, step)
                 log_train_step(run, step, loss, norm, lr, dt) # the step line; a nan loss stops the run here
