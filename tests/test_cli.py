@@ -44,7 +44,7 @@ def test_help():
 
 
 def _tiny_args(data_dir, log_dir, max_steps):
-    return ["--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64",
+    return ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64",
             "--max-steps", str(max_steps), "--val-interval", "1000", "--val-loss-steps", "1", "--no-hellaswag",
             "--sample-interval", "0", "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(log_dir)]
 

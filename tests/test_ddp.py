@@ -50,7 +50,7 @@ def _env():
 
 def _args(data_dir, log_dir, hellaswag_dir):
     # 4 micro-batches of B*T per step: one process accumulates 4, each of 2 ranks accumulates 2 (no_sync on the first)
-    return ["--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", str(B), "-T", str(T),
+    return ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", str(B), "-T", str(T),
             "--total-batch-size", str(4 * B * T), "--max-steps", str(STEPS), "--warmup-steps", "1", "--max-lr", "1e-3",
             "--val-interval", "2", "--val-loss-steps", "2", "--hellaswag-interval", "2", "--sample-interval", "0",
             "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(log_dir), "--hellaswag-dir", str(hellaswag_dir)]
@@ -94,7 +94,7 @@ def test_ddp_two_ranks_equal_single_process(tmp_path):
     assert diff < 1e-5, diff
     # the parameters moved (the comparison is not trivially true)
     torch.manual_seed(0)
-    assert (ck1["model"]["lm_head.weight"] - GPT(GPTConfig.cpu_tiny()).lm_head.weight).abs().max() > 1e-4
+    assert (ck1["model"]["lm_head.weight"] - GPT(GPTConfig.cpu_tiny(vocab_size=50304)).lm_head.weight).abs().max() > 1e-4
     np.testing.assert_allclose(_train_losses(tmp_path / "single" / "log.txt"), _train_losses(tmp_path / "ddp" / "log.txt"),
                                rtol=0, atol=1e-5)
     # a checkpoint written under DDP loads into a plain model (no `module.` prefix)

@@ -145,7 +145,7 @@ def test_buildnanogpt_train_names_a_stopped_rank(tmp_path):
     data_dir = _write_shards(tmp_path / "data")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(tmp_path / "train.py")]
     (tmp_path / "train.py").write_text("from buildNanoGPT.cli import train_cli; train_cli()\n")
-    cmd += ["--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "128",
+    cmd += ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "128",
             "--max-steps", "100000", "--val-interval", "0", "--no-hellaswag", "--sample-interval", "0",
             "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(tmp_path / "log"),
             "--dist-timeout", str(DIST_TIMEOUT_S)]

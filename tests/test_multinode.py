@@ -24,7 +24,7 @@ ADDRS = ("127.0.0.1", "localhost") # c10d orders the nodes by address: the node 
 
 def _args(max_steps=STEPS):
     # paths relative to each node's own folder; 4 micro-batches per step: one process accumulates 4, each node 2
-    return ["--data-dir", "data", "--log-dir", "log", "--hellaswag-dir", "no_hellaswag", "--model", "cpu_tiny",
+    return ["--recipe", "lecture", "--data-dir", "data", "--log-dir", "log", "--hellaswag-dir", "no_hellaswag", "--model", "cpu_tiny",
             "-B", str(B), "-T", str(T), "--total-batch-size", str(4 * B * T), "--max-steps", str(max_steps),
             "--warmup-steps", "1", "--max-lr", "1e-3", "--val-interval", "2", "--val-loss-steps", "2",
             "--sample-interval", "0", "--checkpoint-interval", "0", "--device", "cpu"]

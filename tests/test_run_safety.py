@@ -21,7 +21,7 @@ PLOT = [sys.executable, "-c", "from buildNanoGPT.cli import plot_cli; plot_cli()
 
 
 def _args(data_dir, log_dir, max_steps, checkpoint_interval=1):
-    return ["--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64",
+    return ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64",
             "--max-steps", str(max_steps), "--val-interval", "1000", "--val-loss-steps", "1", "--no-hellaswag",
             "--sample-interval", "0", "--checkpoint-interval", str(checkpoint_interval), "--device", "cpu",
             "--log-dir", str(log_dir)]
@@ -151,7 +151,7 @@ def test_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used(finishe
 
 def test_user_errors_are_one_line_exit_2_and_debug_shows_the_traceback(tmp_path):
     nosuch = tmp_path / "nosuch"
-    args = ["--data-dir", str(nosuch), "--model", "cpu_tiny", "--device", "cpu", "--log-dir", str(tmp_path / "log")]
+    args = ["--recipe", "lecture", "--data-dir", str(nosuch), "--model", "cpu_tiny", "--device", "cpu", "--log-dir", str(tmp_path / "log")]
     msg = _one_line_error(_run(TRAIN + args, tmp_path))
     assert msg.startswith(f"data directory {str(nosuch)!r} does not exist; prepare data first") and msg.count("\n") == 1
     for r in (_run(TRAIN + args + ["--debug"], tmp_path), _run(TRAIN + args, tmp_path, env={**_env(), "BUILDNANOGPT_DEBUG": "1"})):
@@ -265,7 +265,7 @@ def test_torchrun_the_verdict_reaches_every_rank(finished, tmp_path):
 def test_values_are_checked_where_they_enter(tmp_path):
     "Settings that make no sense are one-line errors before any work; odd but legal ones are one warning line."
     data_dir = _write_shards(tmp_path / "data")
-    base = ["--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64",
+    base = ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64",
             "--device", "cpu", "--log-dir", str(tmp_path / "log"), "--no-hellaswag", "--sample-interval", "0"]
     for flag, value, msg in (("--weight-decay", "-0.1", "TrainingConfig.weight_decay must be a finite number >= 0, got -0.1"),
                              ("--weight-decay", "nan", "TrainingConfig.weight_decay must be a finite number >= 0, got nan"),
