@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from test_ddp import _env, _write_shards
-from limits import HANG_S
+from limits import HANG_S, lines_until
 
 CLI = [sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()"]
 
@@ -46,7 +46,7 @@ def test_help():
 def _tiny_args(data_dir, log_dir, max_steps):
     return ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64",
             "--max-steps", str(max_steps), "--val-interval", "1000", "--val-loss-steps", "1", "--no-hellaswag",
-            "--sample-interval", "0", "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(log_dir)]
+            "--sample-interval", "0", "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(log_dir), "--log-interval", "1"]
 
 
 def test_sigint_checkpoints_and_resume(tmp_path):
@@ -54,12 +54,8 @@ def test_sigint_checkpoints_and_resume(tmp_path):
     log_dir = tmp_path / "log"
     p = subprocess.Popen(CLI + _tiny_args(data_dir, log_dir, 100000), cwd=tmp_path, env=_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in p.stdout: # wait until training runs, then press "Ctrl-C"
-        lines.append(line)
-        if line.startswith("step     2 |"):
-            p.send_signal(signal.SIGINT)
-            break
+    lines = lines_until(p, "step     2 |") # wait until training runs, then press "Ctrl-C"
+    p.send_signal(signal.SIGINT)
     lines += p.stdout.readlines()
     rc = p.wait(timeout=HANG_S)
     out = "".join(lines)
@@ -85,7 +81,7 @@ E2E_STEPS, E2E_BPB_BELOW = 200, 2.75
 
 def test_cpu_default_end_to_end(tmp_path):
     """The README's main command, `buildnanogpt-train`, from an empty folder, cut to E2E_STEPS steps (the full
-    3,000-step run takes ~3 min): it prepares the plays in their own tokenizer, learns past what a model without
+    3,400-step run takes 3-5 min): it prepares the plays in their own tokenizer, learns past what a model without
     context can do, keeps improving on held-out text, and ends with samples, a checkpoint, a plot and the report."""
     r = subprocess.run(CLI + ["--max-steps", str(E2E_STEPS)], cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from buildNanoGPT.model import GPT, GPTConfig
-from limits import HANG_S
+from limits import HANG_S, lines_until
 
 STEPS = 3
 B, T = 2, 32
@@ -53,7 +53,7 @@ def _args(data_dir, log_dir, hellaswag_dir):
     return ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", str(B), "-T", str(T),
             "--total-batch-size", str(4 * B * T), "--max-steps", str(STEPS), "--warmup-steps", "1", "--max-lr", "1e-3",
             "--val-interval", "2", "--val-loss-steps", "2", "--hellaswag-interval", "2", "--sample-interval", "0",
-            "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(log_dir), "--hellaswag-dir", str(hellaswag_dir)]
+            "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(log_dir), "--hellaswag-dir", str(hellaswag_dir), "--log-interval", "1"]
 
 
 def _run(cmd, cwd):
@@ -114,12 +114,8 @@ def test_ddp_ctrl_c_checkpoints_and_resumes(tmp_path):
     args = lambda max_steps: [a if a != str(STEPS) else str(max_steps) for a in _args(data_dir, log_dir, hs)]
     p = subprocess.Popen(launch + args(100000), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, start_new_session=True)
-    lines = []
-    for line in p.stdout:
-        lines.append(line)
-        if line.startswith("step     2 |"):
-            os.killpg(p.pid, signal.SIGINT) # what the terminal does on Ctrl-C
-            break
+    lines = lines_until(p, "step     2 |")
+    os.killpg(p.pid, signal.SIGINT) # what the terminal does on Ctrl-C
     lines += p.stdout.readlines()
     p.wait(timeout=HANG_S) # torchrun itself reports the signal with a non-zero exit; the workers stop cleanly
     out = "".join(lines)

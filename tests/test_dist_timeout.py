@@ -148,7 +148,7 @@ def test_buildnanogpt_train_names_a_stopped_rank(tmp_path):
     cmd += ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "128",
             "--max-steps", "100000", "--val-interval", "0", "--no-hellaswag", "--sample-interval", "0",
             "--checkpoint-interval", "0", "--device", "cpu", "--log-dir", str(tmp_path / "log"),
-            "--dist-timeout", str(DIST_TIMEOUT_S)]
+            "--dist-timeout", str(DIST_TIMEOUT_S), "--log-interval", "1"]
     p = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)
     lines, pids = [], {}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from limits import HANG_S
+from limits import HANG_S, lines_until
 from test_ddp import _env
 from test_prep import PREP, _text
 from test_run_safety import TRAIN, _args, _files, _ok, _one_line_error, _run
@@ -85,10 +85,7 @@ def test_prep_overwrite_is_refused_while_a_run_reads_the_folder(tmp_path):
     run = subprocess.Popen(TRAIN + _args("d", "log", 100000, checkpoint_interval=0), cwd=tmp_path, env=_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        lines = []
-        for line in run.stdout: # it reads the folder (and holds its claim) once it trains
-            lines.append(line)
-            if line.startswith("step     1 |"): break
+        lines = lines_until(run, "step     1 |") # it reads the folder (and holds its claim) once it trains
         assert lines and lines[-1].startswith("step     1 |"), "".join(lines)
         r = _prep("--source", "b.txt", "--data-dir", "d", "--overwrite", cwd=tmp_path)
         assert r.returncode == 2 and r.stderr.strip().splitlines() == [

@@ -16,7 +16,7 @@ def _args(data_dir, log_dir, max_steps, total=64):
     return ["--recipe", "modern", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32",
             "--total-batch-size", str(total), "--max-steps", str(max_steps), "--warmup-steps", "1", "--val-interval", "1000",
             "--val-loss-steps", "1", "--no-hellaswag", "--sample-interval", "0", "--checkpoint-interval", "0",
-            "--device", "cpu", "--log-dir", str(log_dir)]
+            "--device", "cpu", "--log-dir", str(log_dir), "--log-interval", "1"]
 
 
 def _run(cmd, cwd, code=0):

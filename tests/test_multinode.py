@@ -27,7 +27,7 @@ def _args(max_steps=STEPS):
     return ["--recipe", "lecture", "--data-dir", "data", "--log-dir", "log", "--hellaswag-dir", "no_hellaswag", "--model", "cpu_tiny",
             "-B", str(B), "-T", str(T), "--total-batch-size", str(4 * B * T), "--max-steps", str(max_steps),
             "--warmup-steps", "1", "--max-lr", "1e-3", "--val-interval", "2", "--val-loss-steps", "2",
-            "--sample-interval", "0", "--checkpoint-interval", "0", "--device", "cpu"]
+            "--sample-interval", "0", "--checkpoint-interval", "0", "--device", "cpu", "--log-interval", "1"]
 
 
 def _free_port():

@@ -24,7 +24,7 @@ def _run(cmd, cwd):
 def _train_args(data_dir, log_dir, steps):
     return ["--data-dir", data_dir, "-B", "4", "-T", "32", "--total-batch-size", "128", "--max-steps", steps,
             "--val-interval", "5", "--val-loss-steps", "2", "--no-hellaswag", "--sample-interval", "0",
-            "--checkpoint-interval", "5", "--device", "cpu", "--log-dir", log_dir]
+            "--checkpoint-interval", "5", "--device", "cpu", "--log-dir", log_dir, "--log-interval", "1"]
 
 
 def test_own_tokenizer_prep_train_sample_and_no_mixing(tmp_path):

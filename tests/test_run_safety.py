@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from test_ddp import _env, _write_shards
-from limits import HANG_S
+from limits import HANG_S, lines_until
 
 TRAIN = [sys.executable, "-c", "from buildNanoGPT.cli import train_cli; train_cli()"]
 PLOT = [sys.executable, "-c", "from buildNanoGPT.cli import plot_cli; plot_cli()"]
@@ -24,7 +24,7 @@ def _args(data_dir, log_dir, max_steps, checkpoint_interval=1):
     return ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "64",
             "--max-steps", str(max_steps), "--val-interval", "1000", "--val-loss-steps", "1", "--no-hellaswag",
             "--sample-interval", "0", "--checkpoint-interval", str(checkpoint_interval), "--device", "cpu",
-            "--log-dir", str(log_dir)]
+            "--log-dir", str(log_dir), "--log-interval", "1"]
 
 
 def _run(cmd, cwd, env=None):
@@ -98,10 +98,7 @@ def test_concurrent_run_refused_naming_the_pid(finished, tmp_path):
     first = subprocess.Popen(TRAIN + _args(data_dir, log, 100000, checkpoint_interval=0), cwd=tmp_path, env=_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        lines = []
-        for line in first.stdout: # wait until the first run trains (it holds the folder by then)
-            lines.append(line)
-            if line.startswith("step     1 |"): break
+        lines = lines_until(first, "step     1 |") # wait until the first run trains (it holds the folder by then)
         assert lines and lines[-1].startswith("step     1 |"), "".join(lines)
         for extra in ([], ["--overwrite"]): # not even --overwrite lets a second run in
             msg = _one_line_error(_run(TRAIN + _args(data_dir, log, 3) + extra, tmp_path))
@@ -185,7 +182,7 @@ def test_help_shows_every_default(cmd, tmp_path):
     entries = _help_entries(r.stdout)
     assert len(entries) >= (28 if cmd is TRAIN else 4), r.stdout
     assert [e for e in entries if "(default: " not in e] == [], r.stdout
-    assert any(e.startswith("--max-steps") and "(default: 550 with cpu_default, 19073 with gpt2_124m)" in e for e in entries) \
+    assert any(e.startswith("--max-steps") and "(default: 3400 with cpu_default, 19073 with gpt2_124m)" in e for e in entries) \
         or cmd is PLOT
 
 

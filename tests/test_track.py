@@ -25,7 +25,7 @@ def _args(data_dir, log_dir, hellaswag_dir, steps=4):
     return ["--recipe", "lecture", "--data-dir", str(data_dir), "--model", "cpu_tiny", "-B", "2", "-T", "32", "--total-batch-size", "256",
             "--max-steps", str(steps), "--warmup-steps", "1", "--val-interval", "2", "--val-loss-steps", "2",
             "--hellaswag-interval", "2", "--hellaswag-dir", str(hellaswag_dir), "--sample-interval", "2",
-            "--num-return-sequences", "2", "--sample-max-length", "12", "--device", "cpu", "--log-dir", str(log_dir)]
+            "--num-return-sequences", "2", "--sample-max-length", "12", "--device", "cpu", "--log-dir", str(log_dir), "--log-interval", "1"]
 
 
 def _no_wandb_login(home: Path) -> dict:
