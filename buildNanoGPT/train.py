@@ -264,10 +264,10 @@ def cpu_default(cls, **kw):
     "About three minutes on a 2-core laptop CPU: `GPTConfig.cpu_small()` on the bundled plays in their own 2,048 ids."
     # chosen by experiment (BENCHMARKS.md): in a fixed time, small steps of 1,024 tokens and a small vocabulary learn
     # most; warm-up 60 for the lecture's recipe (see above; the modern recipe's is 20); val: all 57 batches of val text
-    return cls(**merge_preset(dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=60, max_steps=3000,
-                                   weight_decay=0.1, val_interval=750, val_loss_steps=57, hellaswag_interval=1500,
-                                   hellaswag_max_examples=200, sample_interval=1500, num_return_sequences=2,
-                                   sample_max_length=96, sample_prompt="KING.\n", checkpoint_interval=1500, log_interval=100,
+    return cls(**merge_preset(dict(total_batch_size=1024, B=8, T=128, max_lr=5e-3, warmup_steps=60, max_steps=3400,
+                                   weight_decay=0.1, val_interval=850, val_loss_steps=57, hellaswag_interval=1700,
+                                   hellaswag_max_examples=200, sample_interval=1700, num_return_sequences=2,
+                                   sample_max_length=96, sample_prompt="KING.\n", checkpoint_interval=1700, log_interval=100,
                                    data_dir="data/shakespeare_bpe2048", model_name="cpu_small", vocab_size=2048), kw))
 
 # %% ../nbs/02_train.ipynb #4bb0b6bb
