@@ -70,6 +70,10 @@ hellaswag_url = {local_inputs['hellaswag_url']!r}
 weights = {str(local_inputs['weights'])!r}
 n_gpus = 2
 device = "cpu"
+big_preset = "gpt2_350m"
+big_kw = dict(model_name="cpu_tiny", B=4, T=32, total_batch_size=256, max_steps=2, warmup_steps=1, val_interval=1,
+              val_loss_steps=2, hellaswag_interval=1, sample_interval=1, sample_max_length=16, compile=False,
+              activation_checkpointing=True)
 """
     r = _rehearse("04_gpu_walkthrough.ipynb", params, tmp_path)
     # the run's folder outlives the notebook, with everything the GPU cells wrote
@@ -83,6 +87,10 @@ device = "cpu"
     assert sorted(p.name for p in (run_dir / "log").glob("model_*.pt")) == ["model_00003.pt", "model_00005.pt"]
     # the GPU cells ran: two ranks under torchrun, the HellaSwag of the given weights, samples of the run's model
     assert "using device: cpu" in r.stdout and "HellaSwag accuracy:" in r.stdout and "rank 0 sample 0:" in r.stdout
+    # section 7: the larger preset under FSDP2, sharded over the two processes, with every eval on the sharded model
+    assert "sharding: fsdp over 2 ranks" in r.stdout and "rank 1 sample 0:" in r.stdout
+    assert _steps(run_dir / "log_gpt2_350m" / "log.txt") == [0, 1]
+    assert _steps(run_dir / "log_gpt2_350m" / "log.txt", "hella") == [0, 1]
 
 
 def test_walkthrough_prose_command_runs_flagged_cells_without_a_time_limit(tmp_path):
