@@ -468,9 +468,19 @@ def full_state_dict(model) -> dict:
         return raw_model(model).state_dict()
     return get_model_state_dict(fsdp, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
-def full_optimizer_state(optimizer) -> dict:
-    "`optimizer.state_dict()` with each sharded tensor whole, on the CPU (every rank calls): one process's format."
-    return _map_tensors(optimizer.state_dict(), lambda t: t.full_tensor().cpu() if isinstance(t, DTensor) else t)
+def _whole(t: torch.Tensor, keep: bool):
+    "A sharded tensor gathered (every rank takes part) and, where `keep`, moved to the CPU; else dropped at once."
+    if not isinstance(t, DTensor):
+        return t
+    full = t.full_tensor()
+    return full.cpu() if keep else None
+
+def full_optimizer_state(optimizer) -> dict | None:
+    "`optimizer.state_dict()` in one process's format, each sharded tensor whole, on the CPU (every rank calls)."
+    # rank 0 alone keeps it, as with the model's: 8 full copies of 1.5B's moments would take 100 GB of the host's RAM
+    keep = not tdist.is_initialized() or tdist.get_rank() == 0
+    sd = _map_tensors(optimizer.state_dict(), lambda t: _whole(t, keep))
+    return sd if keep else None
 
 # %% ../nbs/06_dist.ipynb #6a1c0f0f
 def load_full_state_dict(model, sd: dict):

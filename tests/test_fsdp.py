@@ -103,13 +103,15 @@ for recipe, kw in [("lecture", {}), ("modern", dict(optimizer="muon", model_kw=d
     x = torch.randint(0, 50304, (2, 16))
     model(x, x)[1].backward(); opt.step()
     state = [t for t in torch.utils._pytree.tree_leaves(opt.state_dict()) if isinstance(t, torch.Tensor) and t.dim()]
-    sd, osd = full_state_dict(model), full_optimizer_state(opt) # every rank calls; rank 0 gets the model's
+    sd, osd = full_state_dict(model), full_optimizer_state(opt) # every rank calls; rank 0 alone gets them
+    kept = (len(sd), osd is not None)
+    osd = broadcast_object(osd, ddp_cf) # as a resume hands rank 0's checkpoint to every rank
     params = list(model.parameters())
     out[recipe] = dict(held=sum(local(p).numel() for p in params), total=sum(p.numel() for p in params),
                        state_held=sum(local(t).numel() for t in state), state_total=sum(t.numel() for t in state),
                        full_state=sum(t.numel() for t in torch.utils._pytree.tree_leaves(osd)
                                       if isinstance(t, torch.Tensor) and t.dim()),
-                       model_keys=len(sd))
+                       model_keys=kept[0], optimizer_kept=kept[1])
     # a full state comes back into the sharded model and optimizer: the same local shards
     before = [local(p).clone() for p in params]
     exp = [local(t).clone() for t in state]
@@ -140,4 +142,5 @@ def test_fsdp_each_rank_holds_half(tmp_path):
         assert r0["state_held"] + r1["state_held"] == r0["state_total"] == r0["full_state"] > 0
         assert abs(r0["state_held"] / r0["state_total"] - 0.5) < 0.01
         assert r0["model_keys"] > 0 and r1["model_keys"] == 0 # rank 0 gets the full state dict, on the CPU
+        assert r0["optimizer_kept"] and not r1["optimizer_kept"] # and the optimizer's: not a full copy per rank
         assert r0["reloaded"] and r1["reloaded"]
