@@ -501,6 +501,8 @@ def train_main(argv: list[str] | None = None) -> dict:
         return summary
     finally:
         ddp_cf.destroy()
+        if sys.exc_info()[0] is None: # a finished torchrun worker ends here, before its DDP model is freed: freeing
+            _finish(0) # it frees gloo's group, whose threads may wait for the lock the freeing holds (a hang, seen)
 
 # %% ../nbs/10_cli.ipynb #87dfa2ce
 def train_cli(argv: list[str] | None = None):
