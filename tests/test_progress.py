@@ -36,7 +36,7 @@ def test_step_lines_eta_and_report(tmp_path):
     assert re.fullmatch(r"  steps:         4 \(steps 0-3 of 4\), 256 tokens in \d+:\d\d \([\d,]+ tok/sec\)", report[0]), report
     assert re.fullmatch(r"  best val loss: \d+\.\d{4} \(last \d+\.\d{4}\)", report[1]), report
     assert report[2:4] == [f"  checkpoint:    {log / 'model_00003.pt'}", f"  plot:          {log / 'loss.png'}"], report
-    assert report[4].startswith("  train longer:  buildnanogpt-train --data-dir ") and report[4].endswith(" --resume --max-steps 8"), report
+    assert report[4].startswith("  train longer:  buildnanogpt-train --recipe lecture --data-dir ") and report[4].endswith(" --resume --max-steps 8"), report
     assert report[5] == f"  sample:        buildnanogpt-sample {log}", report
     # the printed command continues the run as it says
     cont = report[4].split("buildnanogpt-train ", 1)[1].split()
