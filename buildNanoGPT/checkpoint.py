@@ -160,7 +160,7 @@ def save_checkpoint(path, model, # where (`checkpoint_path`), and the model (wra
                     optimizer: torch.optim.Optimizer | None = None, # the optimizer's moments
                     step: int | None = None, # the last completed step
                     train_cf: object | None = None, # the run's `TrainingConfig`
-                    train_loader: DataLoaderLite | None = None, # the loader (every rank's position)
+                    train_loader: DataLoaderLite | None = None, # the loader (its position in the token stream)
                     ddp_cf: DDPConfig | None = None, # the process (None: one)
                     val_loss: float | None = None, # the last val loss
                     enc: object | None = None, # the run's tokenizer (None: GPT-2's), recorded for sampling
@@ -262,11 +262,16 @@ def resume_mismatches(ckpt: dict, # a checkpoint (`load_checkpoint`)
         was, now = _model_fields(ckpt["config"]), _model_fields(asdict(model_config))
         pairs += [(f"model.{k}", was[k], now[k]) for k in now]
     pairs += [(k, saved_train.get(k), getattr(train_cf, k)) for k in ("B", "T", "total_batch_size", "optimizer")]
-    pairs += [("world_size", ckpt.get("world_size"), world_size)]
     pairs += [(f"data.{k}", saved_data.get(k), (data_id or {}).get(k)) for k in ("name", "tokens", "shards", "tokenizer")]
     # a value the checkpoint does not record (an older checkpoint) cannot be checked
-    return [f"{name}: checkpoint {was!r}, this run {now!r}" for name, was, now in pairs
-            if was is not None and now is not None and was != now]
+    diffs = [f"{name}: checkpoint {was!r}, this run {now!r}" for name, was, now in pairs
+             if was is not None and now is not None and was != now]
+    micro = train_cf.B * train_cf.T * world_size # the tokens of one micro-step on all ranks
+    if ckpt.get("world_size") not in (None, world_size) and train_cf.total_batch_size % micro:
+        diffs.append(f"world_size: checkpoint {ckpt['world_size']}, this run {world_size}, which cannot keep the global "
+                     f"batch (total_batch_size {train_cf.total_batch_size} is not a multiple of B*T*world_size = {micro}); "
+                     "resume on a number of processes that divides it")
+    return diffs
 
 # %% ../nbs/07_checkpoint.ipynb #16f09f8a
 def _checkpoint_step(path) -> int:
@@ -314,13 +319,25 @@ def _mismatch_message(path, diffs) -> str:
 
 # %% ../nbs/07_checkpoint.ipynb #4eabd819
 def _load_loader_state(train_loader, states, path, ddp_cf):
-    "Put this rank's saved position into `train_loader`."
+    "Put the saved position in the token stream into `train_loader` (saved by any number of processes)."
     if states is None or not hasattr(train_loader, "load_state_dict"):
         return
-    if len(states) != ddp_cf.ddp_world_size:
-        raise ValueError(f"{path} was written by {len(states)} process(es) but this run has {ddp_cf.ddp_world_size}; "
-                         f"resume with the same number of processes (torchrun --nproc_per_node={len(states)})")
-    train_loader.load_state_dict(states[ddp_cf.ddp_rank])
+    states = [states] if isinstance(states, dict) else list(states)
+    who = ("process_rank", "num_processes") # which rank saved it: the one thing the ranks' states may differ in
+    stream = [{k: v for k, v in st.items() if k not in who} for st in states]
+    if stream[0].get("position") == "global" and any(st != stream[0] for st in stream):
+        raise ValueError(f"{path} holds {len(states)} loader states that disagree on the position in the data; "
+                         "resume from another checkpoint, or start a new run (--overwrite)")
+    train_loader.load_state_dict(states[0])
+
+def _world_change(ckpt: dict, train_cf, world_size: int) -> str | None:
+    "The line that says a run continues on another number of processes, or None."
+    was = ckpt.get("world_size")
+    if was in (None, world_size):
+        return None
+    accum = lambda w: train_cf.total_batch_size // (train_cf.B * train_cf.T * w)
+    return (f"resume: saved by {was} process{'es' * (was > 1)}, continuing on {world_size} "
+            f"(gradient accumulation {accum(was)} -> {accum(world_size)})")
 
 # %% ../nbs/07_checkpoint.ipynb #217701f6
 def restore_run(train_cf, model, optimizer, train_loader, ddp_cf, # what the checkpoint is loaded into
@@ -343,6 +360,9 @@ def restore_run(train_cf, model, optimizer, train_loader, ddp_cf, # what the che
     if ckpt.get("optimizer") is not None:
         load_full_optimizer_state(optimizer, ckpt["optimizer"])
     _load_loader_state(train_loader, ckpt.get("train_loader"), path, ddp_cf)
+    changed = _world_change(ckpt, train_cf, ddp_cf.ddp_world_size)
+    if changed and ddp_cf.master_process:
+        print(changed)
     if ckpt.get("rng") is not None:
         set_rng_state(ckpt["rng"])
     if summary is not None: # the next checkpoint records the last val loss, as the uninterrupted run's does

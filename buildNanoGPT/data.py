@@ -218,18 +218,19 @@ def _rank_and_world(ddp_cf, process_rank, num_processes) -> tuple[int, int]:
     return rank, world
 
 # %% ../nbs/01_data.ipynb #d4e5f622
-def _check_shards_fit(shards: list[Path], need: int):
-    "Refuse a shard shorter than one step's tokens (`need` = B*T*world_size+1) now, not mid-epoch."
-    for p in shards:
-        n = len(_load_shard(p))
+def _check_shards_fit(shards: list[Path], need: int) -> list[int]: # the shards' lengths in tokens
+    "Refuse a shard shorter than one window (`need` = B*T+1 tokens) now, not mid-epoch."
+    lengths = [len(_load_shard(p)) for p in shards]
+    for p, n in zip(shards, lengths):
         if n < need:
-            raise ValueError(f"shard {p} has {n} tokens, fewer than one batch needs (B*T*world_size+1 = {need}); "
+            raise ValueError(f"shard {p} has {n} tokens, fewer than one batch needs (B*T+1 = {need}); "
                              "use a smaller B or T, or prepare the data with a larger shard_size (or, for your own "
                              f"corpus, buildnanogpt-prep --min-split-tokens {need})")
+    return lengths
 
 # %% ../nbs/01_data.ipynb #f5a6b719
 class DataLoaderLite:
-    "Batches of (x, y) token windows from memory-mapped uint16 shards, rank-strided for DDP, resumable."
+    "Batches of (x, y) token windows from memory-mapped uint16 shards: one stream of B*T chunks the ranks share, resumable."
     def __init__(self, B: int, T: int, # batch size (rows) and sequence length
                  ddp_cf: object | None = None, # a `DDPConfig`, or anything with ddp_rank, ddp_world_size, master_process; None: 1 process
                  split: str = "train", # 'train' or 'val'
@@ -249,7 +250,7 @@ class DataLoaderLite:
         self.shards = find_shards(data_root, split)
         if master_process and verbose:
             print(f"found {len(self.shards)} shards for split {split}")
-        _check_shards_fit(self.shards, self.B * self.T * self.num_processes + 1)
+        self.lengths = _check_shards_fit(self.shards, self.B * self.T + 1)
         self.reset()
 
     def _order(self, epoch: int) -> list[int]:
@@ -257,58 +258,70 @@ class DataLoaderLite:
         n = len(self.shards)
         return np.random.default_rng(self.seed + epoch).permutation(n).tolist() if self.shuffle else list(range(n))
 
-    def _load_current(self):
-        self.tokens = _load_shard(self.shards[self.order[self.current_shard]])
+    def _load(self, i: int):
+        "Map shard `i` (file order) into `self.tokens`, unless it is the one mapped already."
+        if getattr(self, "_loaded", None) != i:
+            self.tokens, self._loaded = _load_shard(self.shards[i]), i
 
     def reset(self):
-        "Back to the start: epoch 0, first shard, this rank's first window."
-        self.epoch, self.current_shard = 0, 0
+        "Back to the start of the stream: epoch 0, first shard, first chunk."
+        self.epoch, self.current_shard, self.current_position = 0, 0, 0
         self.order = self._order(0)
-        self._load_current()
-        self.current_position = self.B * self.T * self.process_rank
+        self._load(self.order[0]) # `tokens`: the first shard, as in the lecture (a rank reading another maps it then)
+
+    def _ahead(self, n: int) -> tuple: # (epoch, current_shard, current_position, order)
+        "The position `n` chunks further on; a shard ends where the next `B*T+1` tokens would not fit."
+        epoch, shard, pos, order = self.epoch, self.current_shard, self.current_position, self.order
+        BT = self.B * self.T
+        for _ in range(n):
+            pos += BT
+            if pos + BT + 1 > self.lengths[order[shard]]: # the next window would not fit: next shard
+                shard, pos = shard + 1, 0
+                if shard == len(order): # wrapped around: next epoch, in its own order
+                    epoch, shard, order = epoch + 1, 0, self._order(epoch + 1)
+        return epoch, shard, pos, order
 
     def next_batch(self): # -> (x, y) torch tensors; no torch in the hints, torch is imported on first use
         "The next (x, y) pair, int64 tensors of shape (B, T); y is x shifted by one token."
         B, T = self.B, self.T
         import torch  # a cached module after the first batch
-        buf = torch.from_numpy(self.tokens[self.current_position : self.current_position + B*T + 1].astype(np.int64))
+        _, shard, pos, order = self._ahead(self.process_rank) # this rank's chunk: `rank` chunks after the position
+        self._load(order[shard])
+        buf = torch.from_numpy(self.tokens[pos : pos + B*T + 1].astype(np.int64))
         x = buf[:-1].view(B, T)  # inputs
         y = buf[1:].view(B, T)   # targets
-        self.current_position += B * T * self.num_processes
-        base = self.current_position - B * T * self.process_rank  # rank 0's position: all ranks decide alike
-        if base + B * T * self.num_processes + 1 > len(self.tokens):
-            self.current_shard += 1
-            if self.current_shard == len(self.shards):  # wrapped around: next epoch
-                self.epoch, self.current_shard = self.epoch + 1, 0
-                self.order = self._order(self.epoch)
-            self._load_current()
-            self.current_position = B * T * self.process_rank
+        # every rank moves the shared position past all ranks' chunks
+        self.epoch, self.current_shard, self.current_position, self.order = self._ahead(self.num_processes)
         return x, y
 
 # %% ../nbs/01_data.ipynb #a7b8c91a
 @patch
 def state_dict(self: DataLoaderLite) -> dict:
-    "Where the loader is (plain python values): the next `next_batch` after `load_state_dict` continues from here."
+    "Where the stream is (plain python values, the same on every rank): `load_state_dict` on any world size continues it."
     return dict(epoch=self.epoch, current_shard=self.current_shard, current_position=self.current_position,
-                order=list(self.order), split=self.split, B=self.B, T=self.T, process_rank=self.process_rank,
-                num_processes=self.num_processes, shards=[p.name for p in self.shards])
+                order=list(self.order), split=self.split, B=self.B, T=self.T, shards=[p.name for p in self.shards],
+                position="global", process_rank=self.process_rank, num_processes=self.num_processes) # who saved it
 
 @patch
 def load_state_dict(self: DataLoaderLite, state: dict):
-    "Continue from a `state_dict()`; refuses a state made for other shards, batch shape or world size."
-    for k in ("B", "T", "num_processes", "process_rank", "split"):
+    "Continue the stream from a `state_dict()` of any rank and world size; refuses other shards, batch shape or split."
+    for k in ("B", "T", "split"):
         if k in state and state[k] != getattr(self, k):
             raise ValueError(f"loader state has {k}={state[k]!r} but this loader has {getattr(self, k)!r}; "
-                             "resume with the same batch shape, split and world size")
+                             "resume with the same batch shape (B, T) and split")
     if "shards" in state and list(state["shards"]) != [p.name for p in self.shards]:
         raise ValueError(f"loader state was saved for shards {state['shards'][:3]}... ({len(state['shards'])}), "
                          f"this loader has {len(self.shards)} different ones")
     order = [int(i) for i in state["order"]]
     if sorted(order) != list(range(len(self.shards))):
         raise ValueError(f"loader state order {order} is not a permutation of {len(self.shards)} shards")
-    self.epoch, self.current_shard = int(state["epoch"]), int(state["current_shard"])
-    self.order, self.current_position = order, int(state["current_position"])
-    self._load_current()
+    shard, pos = int(state["current_shard"]), int(state["current_position"])
+    if state.get("position") != "global": # an older, per-rank state: rank r's window was B*T*r after rank 0's
+        pos -= self.B * self.T * int(state.get("process_rank", 0))
+    if not (0 <= shard < len(order) and 0 <= pos and pos + self.B * self.T + 1 <= self.lengths[order[shard]]):
+        raise ValueError(f"loader state position {pos} in shard {shard} is outside the data "
+                         f"({self.B}x{self.T} windows); resume with the corpus and batch shape it was saved for")
+    self.epoch, self.current_shard, self.current_position, self.order = int(state["epoch"]), shard, pos, order
 
 # %% ../nbs/01_data.ipynb #1b2c3d50
 def atomic_write(path, write # called with the open temp file (binary): `write(f)`

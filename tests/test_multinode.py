@@ -1,8 +1,9 @@
 """Two machines that share no disk, simulated on one: two `torchrun --nnodes=2 --nproc_per_node=1` processes (one per
 "node", c10d rendezvous), each in its own working folder with its own copy of the shards and its own `log/`. Only the
 node of global rank 0 writes checkpoints. A run stopped and resumed on both nodes continues everywhere from the newest
-checkpoint, whichever node holds it (also when the node that gets rank 0 on the resume has none), and gives the losses
-and weights of one process that trains the same global batch in one go."""
+checkpoint, whichever node holds it (also when the node that gets rank 0 on the resume has none), with DDP or FSDP
+(the middle run shards the model over the two nodes), and gives the losses and weights of one process that trains the
+same global batch in one go."""
 import os
 import signal
 import socket
@@ -85,15 +86,19 @@ def test_two_nodes_without_shared_disk_resume(tmp_path):
     assert "stopped after step 1" in out0 and "=> calculated gradient accumulation steps: 2" in out0, out0
     assert _ckpts(nodes[0]) == ["model_00001.pt"] and not _ckpts(nodes[1])
 
-    # 2. resumed on both nodes: node 1 has no checkpoint file; rank 0 reads its own and sends it to rank 1.
-    # Only node 0 has the HellaSwag file: the ranks agree to skip it (one evaluating alone would wait for the other forever)
+    # 2. resumed on both nodes, with FSDP: node 1 has no checkpoint file; rank 0 reads its own (DDP's) and sends it to
+    # rank 1; each loads its shard of it. Only node 0 has the HellaSwag file: the ranks agree to skip it (one evaluating
+    # alone would wait for the other forever)
     _write_hellaswag(nodes[0] / "hellaswag", n=5)
-    out0, _ = _two_nodes(nodes, ["--resume", "--stop-at-step", "3", "--hellaswag-dir", "hellaswag", "--hellaswag-interval", "1"], "run2")
+    out0, _ = _two_nodes(nodes, ["--resume", "--stop-at-step", "3", "--hellaswag-dir", "hellaswag", "--hellaswag-interval", "1",
+                                 "--strategy", "fsdp"], "run2")
     assert "resuming from log/model_00001.pt (step 1)" in out0 and "step     2 |" in out0 and "step     0 |" not in out0, out0
+    assert "sharding: fsdp over 2 ranks" in out0, out0
     assert "is missing on another machine, so no rank evaluates it" in out0 and "HellaSwag accuracy" not in out0, out0
     assert _ckpts(nodes[0]) == ["model_00001.pt", "model_00003.pt"] and not _ckpts(nodes[1])
 
-    # 3. resumed with the roles swapped (node 1 gets rank 0 and has no checkpoint): rank 1 holds the newest and sends it
+    # 3. resumed with the roles swapped (node 1 gets rank 0 and has no checkpoint), DDP again: rank 1 holds the newest
+    # (FSDP's, gathered into the plain state dicts) and sends it
     _, out1 = _two_nodes(nodes, ["--resume"], "run3", addrs=ADDRS[::-1])
     assert "resuming from log/model_00003.pt (step 3)" in out1 and "the newest checkpoint is on rank 1's machine" in out1, out1
     assert "step     4 |" in out1 and "step     0 |" not in out1, out1
