@@ -21,8 +21,8 @@ from .files import FolderInUseError, os_error_line
 # %% auto #0
 __all__ = ['PRESET_RECIPES', 'LECTURE_PROMPT', 'debug_requested', 'exit_code', 'run_command', 'add_options', 'PrepOptions',
            'prep_parser', 'prep_main', 'prep_cli', 'TrainOptions', 'preset_config', 'train_parser', 'train_config',
-           'run_report', 'train_main', 'train_cli', 'sample_from_checkpoint', 'sample_parser', 'sample_main',
-           'sample_cli', 'PlotOptions', 'plot_parser', 'plot_main', 'plot_cli']
+           'run_report', 'plan_report', 'train_main', 'train_cli', 'sample_from_checkpoint', 'sample_parser',
+           'sample_main', 'sample_cli', 'PlotOptions', 'plot_parser', 'plot_main', 'plot_cli']
 
 # %% ../nbs/10_cli.ipynb #91abdd71
 def debug_requested(flag: bool = False, # the command's --debug
@@ -271,6 +271,11 @@ class TrainOptions:
     # under torchrun: seconds a collective waits for every rank; then the run stops and names the late rank
     dist_timeout: float = 600.0
     stop_at_step: int | None = None # stop (checkpoint, exit) after this step, as Ctrl-C would: for tests
+    # print the memory plan per GPU of this run (nbs/15_plan) and the largest -B that fits, then exit without training
+    plan: bool = False
+    # memory per GPU for --plan and -B auto, e.g. 80GB or 24GB (none: the GPU's own; without a GPU --plan assumes 80GB)
+    gpu_mem: str | None = None
+    nproc: int | None = None # processes (GPUs) that --plan plans for (none: WORLD_SIZE under torchrun, else 1)
 
 _TRAIN_FLAGS = {"B": ["--batch-size", "-B"], "T": ["--seq-len", "-T"], "model_name": ["--model"]} # the short spellings
 
@@ -295,6 +300,16 @@ def _preset_defaults(presets: dict) -> dict:
         out[f.name] = next(iter(vals.values())) if same else ", ".join(f"{v} with {k}" for k, v in vals.items())
     return out
 
+# %% ../nbs/10_cli.ipynb #73fdb595
+def _batch_size(text: str):
+    "The value of -B: a number of rows, or 'auto' (the largest that fits the GPU, by the memory plan of nbs/15_plan)."
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: give a number of rows, or auto") from None
+
 # %% ../nbs/10_cli.ipynb #a2d23c35
 def train_parser() -> argparse.ArgumentParser:
     "The parser of `buildnanogpt-train`: `TrainOptions`, then the fields of `TrainingConfig`."
@@ -310,6 +325,8 @@ def train_parser() -> argparse.ArgumentParser:
     cfg = add_options(p.add_argument_group("training settings (TrainingConfig)"), TrainingConfig,
                       defaults=_preset_defaults(presets), flags=_TRAIN_FLAGS, skip=["resume", "overwrite"],
                       choices=dict(optimizer=["adamw", "muon"], strategy=list(STRATEGIES)))
+    b = next(x for x in p._actions if x.dest == "B") # -B auto: the largest micro-batch that fits the GPU
+    b.type, b.help = _batch_size, b.help.replace(" (default:", "; auto: the largest that fits the GPU (default:", 1)
     run = cfg.add_mutually_exclusive_group()
     run.add_argument("--resume", action="store_true", default=None, help="continue from the newest whole checkpoint "
                      "in --log-dir (default: off)")
@@ -467,6 +484,91 @@ def _initial_model(a, train_cf, ddp_cf):
         return create_model(ddp_cf, pre_trained=True, model_type=a.init_from, **how)
     return create_model(ddp_cf, config=train_cf.gpt_config(), **how)
 
+# %% ../nbs/10_cli.ipynb #3bb04c01
+def _plan_memory(a, device: str) -> tuple[int, str]:
+    "(bytes per GPU, where that number comes from) for --plan and -B auto."
+    import torch
+    from buildNanoGPT.plan import parse_bytes
+    if a.gpu_mem is not None:
+        return parse_bytes(a.gpu_mem), "--gpu-mem"
+    if device == "cuda" and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        return props.total_memory, f"the GPU's own, {props.name}"
+    if device == "cpu":
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's RAM"
+    return parse_bytes("80GB"), "assumed: there is no GPU here; give --gpu-mem for another card"
+
+def _rows_per_gpu(train_cf, world: int) -> int | None:
+    "Rows each GPU does per optimizer step, which -B auto divides (None: the batch does not split evenly)."
+    rows, rem = divmod(train_cf.total_batch_size, train_cf.T * world)
+    return rows if rows and not rem else None
+
+def plan_report(a, # the parsed train options
+                train_cf, # the run's TrainingConfig
+                world: int | None = None, # processes (none: --nproc, else WORLD_SIZE, else 1)
+               ) -> dict: # plan, largest_B, auto_B, lines
+    "What --plan prints: the memory plan per GPU of the run, and the largest -B that fits."
+    from buildNanoGPT.plan import GiB, largest_batch, memory_plan
+    world = world or a.nproc or int(os.environ.get("WORLD_SIZE", 1))
+    precision = None if train_cf.autocast is None else "bf16" if train_cf.autocast else "fp32"
+    kw = dict(world_size=world, strategy=train_cf.strategy, precision=precision, optimizer=train_cf.optimizer,
+              activation_checkpointing=train_cf.activation_checkpointing,
+              device="cpu" if (a.device or "").startswith("cpu") else "cuda") # a plan is for a GPU unless --device cpu
+    memory, source = _plan_memory(a, kw["device"])
+    cfg, T, rows = train_cf.gpt_config(), train_cf.T, _rows_per_gpu(train_cf, world)
+    plan = memory_plan(cfg, train_cf.B, T, memory=memory, **kw)
+    best = largest_batch(cfg, T, memory, **kw)
+    auto = largest_batch(cfg, T, memory, divides=rows, **kw) if rows else best
+    lines = [plan.table(), f"memory per GPU: {memory / GiB:.1f} GiB ({source}); the plan fills 90% of it",
+             f"largest -B that fits: {best}" + (f"; -B auto: {auto}, the largest that divides the {rows} rows per GPU "
+                                                 f"per step" if rows else "")]
+    return dict(plan=plan, largest_B=best, auto_B=auto, lines=lines)
+
+# %% ../nbs/10_cli.ipynb #e760cc4c
+def _plan_only(a) -> dict:
+    "--plan: print the plan (rank 0 under torchrun) and train nothing."
+    with warnings.catch_warnings(): # odd settings are said when the run starts
+        warnings.simplefilter("ignore")
+        report = plan_report(a, train_config(a))
+    if os.environ.get("RANK", "0") == "0":
+        print("\n".join(report["lines"]), flush=True)
+    return report
+
+def _trial(train_cf, B: int, ddp_cf):
+    "Two training steps at micro-batch B on random tokens, of a fresh model built as the run builds it (eager)."
+    import contextlib, io
+    from buildNanoGPT.plan import trial_step
+    from buildNanoGPT.train import build_optimizer, create_model, use_autocast
+    model = create_model(ddp_cf, config=train_cf.gpt_config(), activation_checkpointing=train_cf.activation_checkpointing)
+    with contextlib.redirect_stdout(io.StringIO()): # the optimizer's summary is printed by the run itself
+        opt = build_optimizer(model, train_cf, ddp_cf)
+    trial_step(model, opt, B, train_cf.T, use_autocast(train_cf, ddp_cf))
+
+def _auto_batch(a, train_cf, ddp_cf):
+    "`train_cf` with -B auto resolved: the plan's B, confirmed in one process by a trial step that halves on OOM."
+    from buildNanoGPT.plan import halve_on_oom
+    if ddp_cf.device_type != "cuda":
+        raise ValueError(f"-B auto fits the micro-batch to a GPU's memory, but this run is on {ddp_cf.device}; give "
+                         f"-B N (buildnanogpt-train --plan --gpu-mem 24GB shows what fits a GPU)")
+    world = ddp_cf.ddp_world_size
+    report, rows = plan_report(a, train_cf, world), _rows_per_gpu(train_cf, world)
+    B, how = report["auto_B"], "the memory plan's largest"
+    if not B:
+        raise ValueError(f"-B auto: by the memory plan not even B=1 fits in {report['plan'].memory / 2**30:.1f} GiB "
+                         f"per GPU; try --activation-checkpointing, --strategy fsdp on more GPUs, or a shorter -T")
+    if not ddp_cf.ddp:
+        say = print if ddp_cf.master_process else None
+        B = halve_on_oom(lambda b: _trial(train_cf, b, ddp_cf), B, say=say, divides=rows)
+        if not B:
+            raise ValueError("-B auto: a trial step runs out of GPU memory even at B=1; try --activation-checkpointing "
+                             "or a shorter -T")
+        how += ", confirmed by a trial step"
+    else:
+        how += " (no trial step under torchrun)"
+    if ddp_cf.master_process:
+        print(f"-B auto: B={B}, {how}", flush=True)
+    return dataclasses.replace(train_cf, B=B)
+
 # %% ../nbs/10_cli.ipynb #6e761a47
 def train_main(argv: list[str] | None = None) -> dict:
     "The work of `buildnanogpt-train`: parse `argv`, build configs, data, model, train; `train_GPT`'s summary."
@@ -475,6 +577,9 @@ def train_main(argv: list[str] | None = None) -> dict:
     from buildNanoGPT.train import DDPConfig, set_random_seed, train_GPT
     argv = sys.argv[1:] if argv is None else list(argv)
     a = train_parser().parse_args(argv)
+    auto, a.B = a.B == "auto", None if a.B == "auto" else a.B # -B auto: the preset's B until the plan chooses
+    if a.plan:
+        return _plan_only(a)
     _set_threads(a.threads)
     ddp_cf = DDPConfig(device=a.device, timeout_s=a.dist_timeout)
     try:
@@ -484,6 +589,8 @@ def train_main(argv: list[str] | None = None) -> dict:
         for w in odd:
             if ddp_cf.master_process: print(f"buildnanogpt-train: warning: {w.message}", file=sys.stderr)
         check_trackers(train_cf) # --tensorboard / --wandb without the [track] extra: one line, before any work
+        if auto:
+            train_cf = _auto_batch(a, train_cf, ddp_cf) # its trial steps come before the seed: the run is as with -B N
         set_random_seed(train_cf.seed)
         train_loader, val_loader = _train_data(train_cf, a.preset, a.data_dir is not None, ddp_cf)
         enc = tokenizer_of(train_cf.data_dir) # the data folder's: GPT-2's or its own

@@ -19,7 +19,7 @@ def test_version_is_after_the_original_package():
 
 
 MODULES = ["data", "model", "train", "viz", "modern", "dist", "checkpoint", "evals", "prep", "cli", "compat", "track",
-           "files", "tokenizer"]
+           "files", "tokenizer", "plan"]
 
 def test_modules_import():
     for mod in MODULES:
@@ -30,11 +30,12 @@ def test_dependencies_point_one_way():
     "DESIGN.md's rooms: cli -> train -> {evals, checkpoint, dist} -> model -> data -> files; viz imports nothing of ours."
     import pathlib
     allowed = {"files": set(), "data": {"files"}, "tokenizer": {"data"}, "compat": set(), "viz": set(), "track": set(),
-               "model": {"data", "compat"}, "modern": {"model", "data"},
+               "model": {"data", "compat"}, "modern": {"model", "data"}, "plan": {"model"},
                "prep": {"data", "files", "tokenizer"}, "dist": {"compat"}, "evals": {"data", "dist", "model"},
                "checkpoint": {"data", "dist", "files", "modern", "model", "tokenizer"},
                "train": {"data", "checkpoint", "compat", "dist", "evals", "model", "modern", "tokenizer", "track", "viz"},
-               "cli": {"data", "files", "tokenizer", "prep", "train", "dist", "checkpoint", "modern", "viz", "evals", "model", "track"}}
+               "cli": {"data", "files", "tokenizer", "prep", "train", "dist", "checkpoint", "modern", "viz", "evals", "model", "track",
+                       "plan"}}
     later = {"data": {"prep"}} # call-time imports: the original entry points
     lib = pathlib.Path(buildNanoGPT.__file__).parent
     for mod in MODULES:
