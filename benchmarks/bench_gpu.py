@@ -24,15 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
-
-
-def is_oom(e: BaseException) -> bool:
-    "Out of memory, also when torch.compile wraps it in another exception (older torch has no torch.OutOfMemoryError)."
-    while e is not None:
-        if isinstance(e, OOM_ERRORS) or "out of memory" in str(e).lower(): return True
-        e = e.__cause__ or e.__context__
-    return False
+from buildNanoGPT.plan import halve_on_oom # the halving search -B auto uses too
 
 
 def random_shards(folder: Path, n_tokens: int, seed: int = 0) -> Path:
@@ -88,21 +80,17 @@ def run_hf(compiled: bool, B: int, T: int, steps: int, warmup: int) -> list[floa
 def measure(side: str, B: int, args, shards: Path):
     "(B, seconds per step, peak GiB) for `side`, halving B on out-of-memory; None if even B=1 does not fit."
     who, mode = side.split("/")
-    cuda = args.device.startswith("cuda")
-    while B >= 1:
+    cuda, ran = args.device.startswith("cuda"), {}
+
+    def trial(B):
         torch._dynamo.reset()
         if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-        try:
-            if who == "ours": dts = run_ours(mode == "compiled", B, args.seq, args.steps, args.warmup, shards, args.device, args.model)
-            else: dts = run_hf(mode == "compiled", B, args.seq, args.steps, args.warmup)
-            return B, statistics.median(dts), (torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"))
-        except Exception as e:
-            if not is_oom(e): raise
-            print(f"{side}: out of memory at B={B}" + (f", trying B={B // 2}" if B > 1 else ""), flush=True)
-            B //= 2
-        finally:
-            if cuda: torch.cuda.empty_cache()
-    return None
+        if who == "ours": dts = run_ours(mode == "compiled", B, args.seq, args.steps, args.warmup, shards, args.device, args.model)
+        else: dts = run_hf(mode == "compiled", B, args.seq, args.steps, args.warmup)
+        ran[B] = statistics.median(dts), (torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"))
+
+    B = halve_on_oom(trial, B, say=lambda line: print(f"{side}: {line}", flush=True))
+    return (B, *ran[B]) if B else None
 
 
 def main():
