@@ -590,7 +590,7 @@ def train_main(argv: list[str] | None = None) -> dict:
             if ddp_cf.master_process: print(f"buildnanogpt-train: warning: {w.message}", file=sys.stderr)
         check_trackers(train_cf) # --tensorboard / --wandb without the [track] extra: one line, before any work
         if auto:
-            train_cf = _auto_batch(a, train_cf, ddp_cf) # its trial steps come before the seed: the run is as with -B N
+            train_cf = _auto_batch(a, train_cf, ddp_cf) # its trial steps come before set_random_seed: the run is as with -B N
         set_random_seed(train_cf.seed)
         train_loader, val_loader = _train_data(train_cf, a.preset, a.data_dir is not None, ddp_cf)
         enc = tokenizer_of(train_cf.data_dir) # the data folder's: GPT-2's or its own
